@@ -98,7 +98,10 @@ class ControlPlane:
             "kubernetes.default.svc",
             common_name="kube-apiserver",
         )
-        ca.issue("admin", common_name="admin", organization="system:masters")
+        # Go rejects the empty critical SAN trustme writes without identities.
+        ca.issue(
+            "admin", "admin.devstack.local", common_name="admin", organization="system:masters"
+        )
         write_rsa_signing_key(pki, "sa")
 
     def _start_etcd(self) -> None:
