@@ -56,6 +56,9 @@ class Reason(enum.StrEnum):
     # envelope
     SENDER_REJECTED = "SenderRejected"
     RECIPIENT_REJECTED = "RecipientRejected"
+    # message (appended: delivery needs them, verification can hit the second)
+    MESSAGE_REJECTED = "MessageRejected"  # DATA refused: content, size, 8-bit data
+    SMTPUTF8_NOT_OFFERED = "SMTPUTF8NotOffered"  # non-ASCII addresses, server lacks SMTPUTF8
 
 
 # What a person should do about each failure; the operator prefixes specifics.
@@ -95,6 +98,10 @@ ADVICE: dict[Reason, str] = {
     Reason.SENDER_REJECTED: "The server refused spec.sender; use an address the account "
     "may send as.",
     Reason.RECIPIENT_REJECTED: "The server refused the named recipient; fix or remove it.",
+    Reason.MESSAGE_REJECTED: "The server refused the message itself (content, size or "
+    "encoding); see the server's reply.",
+    Reason.SMTPUTF8_NOT_OFFERED: "An address or header needs SMTPUTF8, which the server does "
+    "not offer; use ASCII addresses or a server that supports SMTPUTF8.",
 }
 
 # Failures a retry can cure without a spec change; the rest stall.
