@@ -78,6 +78,8 @@ class SMTPServer:
     reject_recipients: set[str] = field(default_factory=set)
     reject_senders: set[str] = field(default_factory=set)
     mailbox: Mailbox = field(default_factory=Mailbox)
+    # Cap the server's TLS version (e.g. TLSv1_2) to test clients' minimum versions.
+    tls_max_version: ssl.TLSVersion | None = None
     _controller: Controller | None = None
 
     def start(self) -> Self:
@@ -120,6 +122,8 @@ class SMTPServer:
             raise ValueError("a TLS server needs a certificate")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(str(self.cert.cert), str(self.cert.key))
+        if self.tls_max_version is not None:
+            context.maximum_version = self.tls_max_version
         return context
 
     def _authenticate(
@@ -132,6 +136,9 @@ class SMTPServer:
             data.login.decode() == self.credentials.username
             and data.password.decode() == self.credentials.password
         )
-        if ok:
-            self.mailbox.count_login()
-        return AuthResult(success=ok, auth_data=data.login if ok else None)
+        if not ok:
+            # handled=False makes aiosmtpd answer "535 5.7.8"; with its default
+            # (handled=True) it sends no reply at all and the client hangs.
+            return AuthResult(success=False, handled=False)
+        self.mailbox.count_login()
+        return AuthResult(success=True, auth_data=data.login)
