@@ -20,6 +20,7 @@ from typing import Any
 from emailsettings.api.conditions import TRANSIENT, ConditionType, Reason
 from emailsettings.api.models import EmailSettingsSpec, VerificationMode
 from emailsettings.api.validation import validate_spec
+from emailsettings.controller import testmessage
 from emailsettings.controller.credentials import Resolved, referenced_objects, resolve
 from emailsettings.controller.events import EventRecorder
 from emailsettings.controller.metrics import OperatorMetrics
@@ -82,6 +83,7 @@ class Tracked:
     last_written_rv: int | None = None
     memo: Memo | None = None
     failures: int = 0
+    test_message: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,8 @@ class Reconciler:
             )
             return observed, None
         smtp = await self._verification(key, tracked, spec, resolved, generation)
+        if smtp.problem is None and spec.verification.send_test_message:
+            await self._send_test_message(key, tracked, spec, resolved, generation)
         interval = float(spec.verification.interval_seconds)
         if smtp.problem is None:
             tracked.failures = 0
@@ -377,11 +381,49 @@ class Reconciler:
         )
         return Memo(fingerprint, observation, time.monotonic() - age)
 
+    async def _send_test_message(
+        self,
+        key: Key,
+        tracked: Tracked,
+        spec: EmailSettingsSpec,
+        resolved: Resolved,
+        generation: int,
+    ) -> None:
+        record = tracked.test_message
+        if record is None:
+            record = tracked.body["status"].get("testMessage")
+        if record and record.get("generation") == generation:
+            if testmessage.is_claimed_without_result(record, generation):
+                # Claimed by an earlier run that died before recording the outcome.
+                tracked.test_message = {
+                    "generation": generation,
+                    "result": "Failed",
+                    "message": "Outcome unknown: the operator restarted while sending; "
+                    "not sent again to avoid a duplicate.",
+                }
+            else:
+                tracked.test_message = record
+            return
+        claim = testmessage.claim(generation)
+        written = await self._client.patch(
+            paths.emailsettings_status(*key), {"status": {"testMessage": claim}}
+        )
+        self._metrics.status_writes.inc()
+        tracked.last_written_rv = _resource_version(written)
+        tracked.body = {**tracked.body, "status": written.get("status") or {}}
+        tracked.test_message = claim
+        meta = tracked.body["metadata"]
+        message = testmessage.compose(spec, key[0], key[1], str(meta.get("uid")), generation)
+        tracked.test_message = await testmessage.send(
+            endpoint_for(spec, resolved), resolved.login, spec, message, generation, now_rfc3339()
+        )
+
     # ------------------------------------------------------------------ writing
 
     async def _publish(self, key: Key, tracked: Tracked, observation: Observation) -> None:
         stored = tracked.body["status"]
         status = compute_status(observation, stored, now_rfc3339())
+        status["testMessage"] = tracked.test_message or stored.get("testMessage")
         if status_equal(status, stored) or status_equal(status, tracked.last_written):
             self._metrics.reconciles.labels("unchanged").inc()
             return
