@@ -48,6 +48,14 @@ _MESSAGES = {
 }
 
 
+_REWORDING = (
+    ("Input should be", "must be"),
+    ("String should have", "must have"),
+    ("List should have", "must have"),
+    (" after validation", ""),
+)
+
+
 def format_path(root: str, loc: Sequence[int | str]) -> str:
     """``("recipients", "error", 1)`` -> ``spec.recipients.error[1]``."""
     path = root
@@ -71,10 +79,10 @@ def _message(error: ErrorDetails) -> str:
     kind = error["type"]
     if kind in _MESSAGES:
         return _MESSAGES[kind]
-    message = error["msg"]
-    if message.startswith("Value error, "):
-        message = message.removeprefix("Value error, ")
-    return message.rstrip(".") if message.count(".") == 1 else message
+    message = error["msg"].removeprefix("Value error, ")
+    for pydantic_words, ours in _REWORDING:
+        message = message.replace(pydantic_words, ours)
+    return message
 
 
 def _location(error: ErrorDetails) -> list[int | str]:
