@@ -11,6 +11,7 @@ from emailsettings.smtp.errors import SMTPFailure
 _LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _FORBIDDEN = re.compile(r"[\s<>\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class InvalidAddressError(ValueError):
@@ -20,6 +21,8 @@ class InvalidAddressError(ValueError):
 def addr_spec(value: str) -> str:
     """The bare address of 'a@example.com' or 'Name <a@example.com>'."""
     text = value.strip()
+    if _CONTROL.search(text):
+        raise InvalidAddressError(f"{value!r} contains control characters")
     if text.endswith(">") and "<" in text:
         text = text[text.rindex("<") + 1 : -1].strip()
     local, at, domain = text.rpartition("@")

@@ -216,7 +216,9 @@ def failure_from_exception(  # noqa: C901, PLR0911 - one return per class of fai
         )
     if isinstance(exc, (ConnectionError, EOFError)):
         if stage is Stage.TLS_HANDSHAKE:
-            return _handshake_failure(endpoint, stage, "the server closed the connection")
+            return _handshake_failure(
+                endpoint, stage, "the server closed the connection", closed=True
+            )
         return SMTPFailure(
             Reason.CONNECTION_LOST,
             f"The connection to {where} was lost during {stage}",
@@ -265,12 +267,21 @@ def _timeout_message(endpoint: Endpoint, stage: Stage) -> str:
     return f"{where} did not answer {stage} within {seconds}"
 
 
-def _handshake_failure(endpoint: Endpoint, stage: Stage, detail: str) -> SMTPFailure:
-    hint = ""
+def _handshake_failure(
+    endpoint: Endpoint, stage: Stage, detail: str, *, closed: bool = False
+) -> SMTPFailure:
+    implicit = endpoint.encryption is Encryption.TLS
+    version_hint = f"the server may not support {endpoint.tls.min_version} or later"
     if any(alert in detail.upper() for alert in _VERSION_ALERTS):
-        hint = f"; the server may not support {endpoint.tls.min_version} or later"
-    elif endpoint.encryption is Encryption.TLS:
+        hint = f"; {version_hint}"
+    elif closed:
+        hint = f"; {version_hint}" + (
+            ", or not speak implicit TLS on this port" if implicit else ""
+        )
+    elif implicit:
         hint = "; implicit TLS (usually port 465) may not be what this port speaks"
+    else:
+        hint = ""
     return SMTPFailure(
         Reason.TLS_HANDSHAKE_FAILED,
         f"The TLS handshake with {endpoint.address} failed ({detail}){hint}",
