@@ -288,6 +288,7 @@ class Spool:
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self.healthy = False
+        self.opened_once = False
         self.last_error: str | None = None
         self.commits = 0  # transactions committed (group-commit visibility for tests)
 
@@ -320,6 +321,7 @@ class Spool:
             raise SpoolUnavailableError(self.last_error) from error
         self._conn = conn
         self.healthy = True
+        self.opened_once = True
         self._thread = threading.Thread(target=self._run, name="spool-writer", daemon=True)
         self._thread.start()
 
