@@ -9,7 +9,8 @@ express (full RFC 5322 address syntax) only the models judge.
 
 Wire names are the camelCase aliases. Spec models accept only those, forbid
 unknown fields and refuse type coercion (``"587"`` is not a port), like the API
-server. A field set to ``null`` counts as absent, as the API server prunes it.
+server. ``null`` stands for the default of a field that has one and is an error
+elsewhere, again as the API server has it.
 Nothing here holds a secret: the password is only ever a reference.
 """
 
@@ -39,7 +40,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import PydanticCustomError, core_schema
+from pydantic_core import PydanticCustomError, PydanticUndefined, core_schema
 
 from emailsettings.api import addresses
 from emailsettings.api.addresses import AddressError, Mailbox
@@ -47,6 +48,7 @@ from emailsettings.api.addresses import AddressError, Mailbox
 # --------------------------------------------------------------------------- rules
 
 RULE_ERROR_TYPE = "cel_rule"  # pydantic error type of a failed Rule
+NULL_ERROR_TYPE = "null_value"  # pydantic error type of a null where the CRD has no default
 ADDRESS_ERROR_TYPE = "address"  # pydantic error type of an address email-validator refused
 
 
@@ -375,11 +377,30 @@ class WireModel(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _prune_nulls(cls, data: Any) -> Any:
-        # The API server drops fields set to null before defaulting and validation.
-        if isinstance(data, dict):
-            return {key: value for key, value in data.items() if value is not None}
-        return data
+    def _nulls(cls, data: Any) -> Any:
+        # The API server replaces null with the field's default where it has one, and
+        # rejects null where it has none (optional fields are unset by leaving them out).
+        if not isinstance(data, dict):
+            return data
+        defaulted = cls._defaulted_fields()
+        for key, value in data.items():
+            if value is None and key not in defaulted:
+                raise PydanticCustomError(
+                    NULL_ERROR_TYPE,
+                    "must not be null: leave the field out to unset it",
+                    {"field": key},
+                )
+        return {key: value for key, value in data.items() if value is not None}
+
+    @classmethod
+    def _defaulted_fields(cls) -> frozenset[str]:
+        """Wire names of the fields the CRD gives a default."""
+        return frozenset(
+            info.alias or name
+            for name, info in cls.model_fields.items()
+            if info.default_factory is not None
+            or (info.default is not None and info.default is not PydanticUndefined)
+        )
 
     @model_validator(mode="after")
     def _check_rules(self) -> Self:

@@ -228,19 +228,34 @@ def crd() -> dict[str, Any]:
     }
 
 
+def _nullable(node: dict[str, Any]) -> dict[str, Any]:
+    """null is allowed where the API server replaces it with the default."""
+    result = dict(node)
+    if "type" in result:
+        result["type"] = [result["type"], "null"]
+    if "enum" in result:
+        result["enum"] = [*result["enum"], None]
+    return result
+
+
 def _closed(node: dict[str, Any]) -> dict[str, Any]:
     """Strict JSON Schema: unknown fields are errors, as with kubectl's field validation."""
     result: dict[str, Any] = {}
     for key, value in node.items():
+        if key == "x-kubernetes-list-type" and value == "set":
+            result["uniqueItems"] = True
         if key.startswith("x-kubernetes-"):
             continue
         if key == "properties":
-            result[key] = {name: _closed(sub) for name, sub in value.items()}
+            result[key] = {
+                name: _nullable(_closed(sub)) if "default" in sub else _closed(sub)
+                for name, sub in value.items()
+            }
         elif key == "items":
             result[key] = _closed(value)
         else:
             result[key] = value
-    if result.get("type") == "object" and "properties" in result:
+    if result.get("type") in ("object", ["object", "null"]) and "properties" in result:
         result["additionalProperties"] = False
     return result
 
