@@ -84,6 +84,7 @@ class Tracked:
     memo: Memo | None = None
     failures: int = 0
     test_message: dict[str, Any] | None = None
+    pending_test_message: tuple[EmailSettingsSpec, Resolved] | None = None
 
 
 @dataclass(frozen=True)
@@ -231,8 +232,15 @@ class Reconciler:
             return
         body = tracked.body
         generation = int(body["metadata"].get("generation") or 0)
+        tracked.pending_test_message = None
         observation, next_check = await self._observe(key, tracked, generation)
         await self._publish(key, tracked, observation)
+        pending = _take_pending(tracked)
+        if pending is not None:
+            # After the verified status is out, so the claim never rides on a stale one.
+            spec, resolved = pending
+            if await self._send_test_message(key, tracked, spec, resolved, generation):
+                await self._publish(key, tracked, observation)
         self._queue.cancel_timer(key)
         if next_check is not None:
             self._queue.add_after(key, next_check)
@@ -271,7 +279,7 @@ class Reconciler:
             return observed, None
         smtp = await self._verification(key, tracked, spec, resolved, generation)
         if smtp.problem is None and spec.verification.send_test_message:
-            await self._send_test_message(key, tracked, spec, resolved, generation)
+            tracked.pending_test_message = (spec, resolved)
         interval = float(spec.verification.interval_seconds)
         if smtp.problem is None:
             tracked.failures = 0
@@ -388,7 +396,8 @@ class Reconciler:
         spec: EmailSettingsSpec,
         resolved: Resolved,
         generation: int,
-    ) -> None:
+    ) -> bool:
+        """True when the test-message record changed and needs publishing."""
         record = tracked.test_message
         if record is None:
             record = tracked.body["status"].get("testMessage")
@@ -401,9 +410,9 @@ class Reconciler:
                     "message": "Outcome unknown: the operator restarted while sending; "
                     "not sent again to avoid a duplicate.",
                 }
-            else:
-                tracked.test_message = record
-            return
+                return True
+            tracked.test_message = record
+            return False
         claim = testmessage.claim(generation)
         written = await self._client.patch(
             paths.emailsettings_status(*key), {"status": {"testMessage": claim}}
@@ -417,6 +426,7 @@ class Reconciler:
         tracked.test_message = await testmessage.send(
             endpoint_for(spec, resolved), resolved.login, spec, message, generation, now_rfc3339()
         )
+        return True
 
     # ------------------------------------------------------------------ writing
 
@@ -460,6 +470,11 @@ class Reconciler:
             await self._events.record(
                 body, warning=failed, reason=str(new.get("reason")), message=str(new.get("message"))
             )
+
+
+def _take_pending(tracked: Tracked) -> tuple[EmailSettingsSpec, Resolved] | None:
+    pending, tracked.pending_test_message = tracked.pending_test_message, None
+    return pending
 
 
 def _ready(status: Mapping[str, Any]) -> Mapping[str, Any]:
