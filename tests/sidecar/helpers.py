@@ -1,0 +1,207 @@
+"""Helpers shared by the sidecar tests: specs, the settings object, HTTP polling."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from emailsettings.api import API_VERSION, KIND
+from emailsettings.devstack.kubectl import Kubectl
+from emailsettings.sidecar.config import SidecarConfig
+from emailsettings.sidecar.main import Sidecar
+
+CANARY_PASSWORD = "canary-Sidecar-Pw-41c0ffee-do-not-leak"
+SMTP_USER = "notifier@example.com"
+RECIPIENTS = {
+    "administrative": ["admin@example.com", "admin2@example.com"],
+    "error": ["errors@example.com"],
+    "support": ["support@example.com"],
+}
+
+
+def spec_for(port: int, **overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "enabled": True,
+        "smtp": {
+            "host": "127.0.0.1",
+            "port": port,
+            "encryption": "STARTTLS",
+            "username": SMTP_USER,
+            "passwordSecretRef": {"name": "smtp-credentials", "key": "password"},
+            "tls": {"caBundleRef": {"kind": "Secret", "name": "smtp-ca", "key": "ca.crt"}},
+            "connectTimeoutSeconds": 5,
+        },
+        "sender": "Notifier Bot <notifier@example.com>",
+        "recipients": RECIPIENTS,
+        "verification": {"mode": "VerifyAndSave"},
+    }
+    spec.update(overrides)
+    return spec
+
+
+@dataclasses.dataclass
+class SettingsObject:
+    """One EmailSettings written with kubectl, its status set by hand (no operator)."""
+
+    kubectl: Kubectl
+    namespace: str
+    name: str = "default"
+
+    def apply(self, spec: dict[str, Any]) -> int:
+        self.kubectl.apply(
+            {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "spec": spec,
+            }
+        )
+        return self.generation()
+
+    def generation(self) -> int:
+        body = self.kubectl.get_json("emailsettings", self.name, "-n", self.namespace)
+        return int(body["metadata"]["generation"])
+
+    def set_status(
+        self,
+        *,
+        ready: bool,
+        reason: str = "Verified",
+        message: str = "verified",
+        observed: int | None = None,
+    ) -> None:
+        generation = self.generation() if observed is None else observed
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        status = {
+            "observedGeneration": generation,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "reason": reason,
+                    "message": message,
+                    "observedGeneration": generation,
+                    "lastTransitionTime": now,
+                }
+            ],
+        }
+        self.kubectl.run(
+            "patch",
+            "emailsettings",
+            self.name,
+            "-n",
+            self.namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps({"status": status}),
+        )
+
+
+@dataclasses.dataclass
+class Mounts:
+    """Directories standing in for the mounted Secret (password) and CA bundle."""
+
+    root: Path
+
+    @property
+    def secret_dir(self) -> Path:
+        return self.root / "secret"
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.root / "ca"
+
+    def write_password(self, password: str) -> None:
+        # As the kubelet does: write aside, then swap in atomically.
+        self.secret_dir.mkdir(parents=True, exist_ok=True)
+        staged = self.secret_dir / ".password.new"
+        staged.write_text(password)
+        staged.replace(self.secret_dir / "password")
+
+
+def sidecar_config(
+    *, kubeconfig: Path, namespace: str, spool_dir: Path, mounts: Mounts, **overrides: Any
+) -> SidecarConfig:
+    values: dict[str, Any] = {
+        "name": "default",
+        "namespace": namespace,
+        "kubeconfig": kubeconfig,
+        "listen": ("127.0.0.1", 0),
+        "probe_listen": "127.0.0.1:0",
+        "spool_dir": spool_dir,
+        "secret_dir": mounts.secret_dir,
+        "ca_dir": mounts.ca_dir,
+        "templates_dir": None,
+        "retry_base": 0.05,
+        "retry_max": 0.5,
+        "rate_per_second": 1000.0,
+        "rate_burst": 1000,
+        "storm_window": 0.0,
+        "shutdown_grace": 5.0,
+    }
+    values.update(overrides)
+    return SidecarConfig(**values).validate()
+
+
+StartSidecar = Callable[..., Awaitable[Sidecar]]
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[Any]], *, timeout: float = 20.0, what: str = "condition"
+) -> Any:
+    """Poll an async probe until it returns something truthy (a condition, not a sleep)."""
+    deadline = time.monotonic() + timeout
+    interval = 0.02
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)  # poll interval while waiting on a condition
+        interval = min(interval * 1.5, 0.25)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+async def post(
+    http: aiohttp.ClientSession, base: str, payload: dict[str, Any], **kwargs: Any
+) -> tuple[int, dict[str, Any]]:
+    async with http.post(f"{base}/v1/notifications", json=payload, **kwargs) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def get_json(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, Any]]:
+    async with http.get(url) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def notification_state(http: aiohttp.ClientSession, base: str, nid: str) -> dict[str, Any]:
+    status, body = await get_json(http, f"{base}/v1/notifications/{nid}")
+    assert status == 200, body
+    return body
+
+
+async def wait_state(
+    http: aiohttp.ClientSession, base: str, nid: str, *states: str, timeout: float = 20.0
+) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        body = await notification_state(http, base, nid)
+        return body if body["state"] in states else None
+
+    result: dict[str, Any] = await eventually(
+        probe, timeout=timeout, what=f"notification {nid} in {states}"
+    )
+    return result
+
+
+def env_without_kube() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
