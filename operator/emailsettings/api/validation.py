@@ -68,7 +68,7 @@ def format_path(root: str, loc: Sequence[int | str]) -> str:
 
 
 def _reason(loc: Sequence[int | str]) -> Reason:
-    if loc[:1] == ("sender",):
+    if loc and loc[0] == "sender":
         return Reason.INVALID_SENDER
     if len(loc) >= 2 and loc[0] == "recipients":
         return Reason.INVALID_RECIPIENT
