@@ -445,6 +445,10 @@ class SMTPConnection:
         """Turns network/TLS/protocol exceptions at `stage` into an SMTPFailure."""
         try:
             yield
+        except asyncio.CancelledError:
+            # A reply may still be on its way; it must never meet the next command.
+            self._stream.abort()
+            raise
         except _NETWORK_ERRORS as exc:
             failure = failure_from_exception(
                 exc, stage=stage, endpoint=self.endpoint, redact=self.redact
@@ -572,6 +576,10 @@ class SMTPConnection:
 
     def is_alive(self) -> bool:
         return self._stream.alive
+
+    def abort(self) -> None:
+        """Drop the connection at once (no QUIT)."""
+        self._stream.abort()
 
     async def quit(self) -> None:
         """QUIT politely (best effort, briefly bounded) and close."""

@@ -139,4 +139,4 @@ class Endpoint:
             digest.update(credential.digest())
         else:
             digest.update(b"\0anonymous")
-        return f"{self.encryption}://{self.address}#{digest.hexdigest()[:32]}"
+        return f"{self.encryption}://{self.address.lower()}#{digest.hexdigest()[:32]}"

@@ -59,9 +59,12 @@ async def verify(
             f"Unexpected internal error while verifying {endpoint.address}",
             permanent=False,
         )
-    finally:
+    except BaseException:  # cancelled: drop the connection at once, no QUIT
         if connection is not None:
-            await connection.quit()
+            connection.abort()
+        raise
+    if connection is not None:
+        await connection.quit()
 
     redact = Redactor.for_login(login)
     latency = time.monotonic() - started
