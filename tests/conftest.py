@@ -15,18 +15,25 @@ from emailsettings.devstack.pki import KeyPair, LocalCA
 
 
 @pytest.fixture(scope="session")
-def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The kubeconfig of a real kube-apiserver + etcd (or of EMAILSETTINGS_KUBECONFIG)."""
-    existing = os.environ.get("EMAILSETTINGS_KUBECONFIG")
-    if existing:
-        yield Path(existing)
+def control_plane_handle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane | None]:
+    """The local control plane this session started; None on an existing cluster."""
+    if os.environ.get("EMAILSETTINGS_KUBECONFIG"):
+        yield None
         return
     plane = ControlPlane(tmp_path_factory.mktemp("controlplane"))
     plane.start()
     try:
-        yield plane.kubeconfig
+        yield plane
     finally:
         plane.stop()
+
+
+@pytest.fixture(scope="session")
+def control_plane(control_plane_handle: ControlPlane | None) -> Path:
+    """The kubeconfig of a real kube-apiserver + etcd (or of EMAILSETTINGS_KUBECONFIG)."""
+    if control_plane_handle is None:
+        return Path(os.environ["EMAILSETTINGS_KUBECONFIG"])
+    return control_plane_handle.kubeconfig
 
 
 @pytest.fixture(scope="session")

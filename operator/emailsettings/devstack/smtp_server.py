@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import ssl
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -50,6 +52,10 @@ class _Handler:
     async def handle_DATA(  # noqa: N802 - aiosmtpd hook name
         self, _server: SMTP, session: Session, envelope: Envelope
     ) -> str:
+        gate = self._server.data_gate
+        if gate is not None:
+            # Hold the end-of-DATA reply until the test opens the gate.
+            await asyncio.get_running_loop().run_in_executor(None, gate.wait)
         content = envelope.original_content or envelope.content or b""
         assert isinstance(content, bytes)
         user = session.auth_data
@@ -80,6 +86,8 @@ class SMTPServer:
     mailbox: Mailbox = field(default_factory=Mailbox)
     # Cap the server's TLS version (e.g. TLSv1_2) to test clients' minimum versions.
     tls_max_version: ssl.TLSVersion | None = None
+    # When set, every end-of-DATA waits for this event (tests of in-flight sends).
+    data_gate: threading.Event | None = None
     _controller: Controller | None = None
 
     def start(self) -> Self:
