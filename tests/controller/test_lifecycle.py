@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 
@@ -27,9 +28,9 @@ pytestmark = [pytest.mark.kube, pytest.mark.smtp]
 
 
 @pytest.fixture
-def server(server_cert: KeyPair) -> SMTPServer:
+def server(server_cert: KeyPair) -> Iterator[SMTPServer]:
     with SMTPServer(Security.STARTTLS, cert=server_cert, credentials=SMTP_USER) as running:
-        yield running  # type: ignore[misc]
+        yield running
 
 
 async def _prepare(

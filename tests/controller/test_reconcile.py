@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from emailsettings.devstack.kubectl import Kubectl
@@ -43,5 +45,5 @@ async def test_verified_settings_become_ready(
         assert server.mailbox.messages == []  # verification sends no message
 
 
-async def wait_for_status_ready(kube: KubeClient, namespace: str, name: str) -> dict[str, object]:
+async def wait_for_status_ready(kube: KubeClient, namespace: str, name: str) -> dict[str, Any]:
     return await wait_for_status(kube, namespace, name, ready_is("True"), what="Ready=True")
