@@ -233,7 +233,13 @@ def failure_from_exception(  # noqa: C901, PLR0911 - one return per class of fai
             stage=stage,
         )
     if isinstance(exc, OSError):
-        detail = exc.strerror or type(exc).__name__
+        # errno-less: asyncio's merged "Multiple exceptions" for a host with several
+        # addresses (every one failed); its text is a list of raw errors, not shown.
+        detail = exc.strerror or (
+            "no address of the host accepted the connection"
+            if exc.errno is None
+            else type(exc).__name__
+        )
         if exc.errno in _UNREACHABLE:
             return SMTPFailure(
                 Reason.CONNECTION_TIMEOUT, f"{where} is unreachable: {detail}", stage=stage

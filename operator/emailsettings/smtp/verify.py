@@ -6,6 +6,7 @@ no message is sent. Failures come back as a result, never as an exception.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -113,7 +114,9 @@ async def _check_envelope(connection: SMTPConnection, sender: str, recipients: l
             refused[recipient] = reply
     if refused:
         raise connection.recipients_failure(refused)
-    await connection.rset()
+    # The envelope was accepted: RSET (and later QUIT) are courtesy, not part of the verdict.
+    with contextlib.suppress(SMTPFailure):
+        await connection.rset()
     security = connection.tls_version or "plaintext"
     auth = f", AUTH {connection.auth_mechanism}" if connection.auth_mechanism else ""
     return f"{where} accepted sender {sender} and {len(recipients)} recipient(s) ({security}{auth})"
