@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 
@@ -186,3 +188,14 @@ async def test_cancelling_verify_propagates_and_cleans_up() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+def test_the_smtp_layer_imports_no_kopf_controller_sidecar_or_devstack() -> None:
+    code = (
+        "import sys, emailsettings.smtp; "
+        "bad = [m for m in sys.modules if m.split('.')[0] == 'kopf' or m.startswith("
+        "('emailsettings.controller', 'emailsettings.sidecar', 'emailsettings.devstack'))]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+    assert completed.returncode == 0, completed.stdout
