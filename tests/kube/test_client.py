@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from emailsettings.kube import KubeClient, KubeConfig, NotFoundError, follow
-from emailsettings.kube import paths
+from emailsettings.kube import KubeClient, KubeConfig, NotFoundError, follow, paths
 
 pytestmark = pytest.mark.kube
 

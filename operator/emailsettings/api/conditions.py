@@ -33,8 +33,8 @@ class Reason(enum.StrEnum):
     INVALID_SENDER = "InvalidSender"
     INVALID_RECIPIENT = "InvalidRecipient"
     # secret
-    SECRET_NOT_FOUND = "SecretNotFound"
-    SECRET_KEY_MISSING = "SecretKeyMissing"
+    SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a reason name, not a password
+    SECRET_KEY_MISSING = "SecretKeyMissing"  # noqa: S105 - a reason name, not a password
     CA_BUNDLE_NOT_FOUND = "CABundleNotFound"
     # connection
     CONNECTION_REFUSED = "ConnectionRefused"
@@ -68,7 +68,8 @@ ADVICE: dict[Reason, str] = {
     Reason.INVALID_RECIPIENT: "Fix or remove the named recipient address.",
     Reason.SECRET_NOT_FOUND: "Create the Secret named in spec.smtp.passwordSecretRef "
     "in the same namespace.",
-    Reason.SECRET_KEY_MISSING: "Add the key named in spec.smtp.passwordSecretRef.key to the Secret.",
+    Reason.SECRET_KEY_MISSING: "Add the key named in spec.smtp.passwordSecretRef.key "
+    "to the Secret.",
     Reason.CA_BUNDLE_NOT_FOUND: "Create the Secret or ConfigMap named in spec.smtp.tls.caBundleRef "
     "with the named key.",
     Reason.CONNECTION_REFUSED: "Check spec.smtp.host and spec.smtp.port: nothing accepts "

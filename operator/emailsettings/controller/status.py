@@ -23,7 +23,10 @@ class Problem:
 
     def with_advice(self) -> str:
         advice = ADVICE.get(self.reason)
-        return f"{self.message} {advice}" if advice and advice not in self.message else self.message
+        if not advice or advice in self.message:
+            return self.message
+        separator = " " if self.message.rstrip().endswith((".", "!", "?", ":")) else ". "
+        return f"{self.message.rstrip()}{separator}{advice}"
 
 
 @dataclass(frozen=True)
