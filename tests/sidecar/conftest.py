@@ -17,6 +17,7 @@ import pytest
 from emailsettings.devstack.kubectl import Kubectl
 from emailsettings.devstack.pki import KeyPair, LocalCA
 from emailsettings.devstack.smtp_server import Credentials, Security, SMTPServer
+from emailsettings.kube import KubeClient, KubeConfig
 from emailsettings.sidecar.main import Sidecar
 
 from .helpers import (
@@ -60,8 +61,14 @@ def smtp(server_cert: KeyPair) -> Iterator[SMTPServer]:
 
 
 @pytest.fixture
-def settings(kubectl: Kubectl, sc_namespace: str) -> SettingsObject:
-    return SettingsObject(kubectl, sc_namespace)
+async def kube(control_plane: Path) -> AsyncIterator[KubeClient]:
+    async with KubeClient(KubeConfig.load(control_plane)) as client:
+        yield client
+
+
+@pytest.fixture
+def settings(kube: KubeClient, sc_namespace: str) -> SettingsObject:
+    return SettingsObject(kube, sc_namespace)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import json
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -15,7 +14,7 @@ from typing import Any
 import aiohttp
 
 from emailsettings.api import API_VERSION, KIND
-from emailsettings.devstack.kubectl import Kubectl
+from emailsettings.kube import ConflictError, KubeClient, paths
 from emailsettings.sidecar.config import SidecarConfig
 from emailsettings.sidecar.main import Sidecar
 
@@ -50,28 +49,41 @@ def spec_for(port: int, **overrides: Any) -> dict[str, Any]:
 
 @dataclasses.dataclass
 class SettingsObject:
-    """One EmailSettings written with kubectl, its status set by hand (no operator)."""
+    """One EmailSettings, its status set by hand as the operator would (no operator runs).
 
-    kubectl: Kubectl
+    Writes go through the API (the same requests `kubectl apply` and `kubectl patch
+    --subresource=status --type=merge` make), without a kubectl process per step.
+    """
+
+    kube: KubeClient
     namespace: str
     name: str = "default"
 
-    def apply(self, spec: dict[str, Any]) -> int:
-        self.kubectl.apply(
-            {
-                "apiVersion": API_VERSION,
-                "kind": KIND,
-                "metadata": {"name": self.name, "namespace": self.namespace},
-                "spec": spec,
-            }
-        )
-        return self.generation()
+    @property
+    def path(self) -> str:
+        return paths.emailsettings(self.namespace, self.name)
 
-    def generation(self) -> int:
-        body = self.kubectl.get_json("emailsettings", self.name, "-n", self.namespace)
+    async def apply(self, spec: dict[str, Any]) -> int:
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": spec,
+        }
+        try:
+            result = await self.kube.create(paths.emailsettings(self.namespace), body)
+        except ConflictError:
+            # Replace the spec wholesale (a merge patch would merge maps).
+            result = await self.kube.patch(
+                self.path, [{"op": "replace", "path": "/spec", "value": spec}], patch_type="json"
+            )
+        return int(result["metadata"]["generation"])
+
+    async def generation(self) -> int:
+        body = await self.kube.get(self.path)
         return int(body["metadata"]["generation"])
 
-    def set_status(
+    async def set_status(
         self,
         *,
         ready: bool,
@@ -79,7 +91,7 @@ class SettingsObject:
         message: str = "verified",
         observed: int | None = None,
     ) -> None:
-        generation = self.generation() if observed is None else observed
+        generation = await self.generation() if observed is None else observed
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         status = {
             "observedGeneration": generation,
@@ -94,17 +106,7 @@ class SettingsObject:
                 }
             ],
         }
-        self.kubectl.run(
-            "patch",
-            "emailsettings",
-            self.name,
-            "-n",
-            self.namespace,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            json.dumps({"status": status}),
-        )
+        await self.kube.patch(self.path + "/status", {"status": status})
 
 
 @dataclasses.dataclass

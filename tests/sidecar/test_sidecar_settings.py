@@ -31,8 +31,8 @@ async def test_each_category_goes_to_its_recipients(
     start_sidecar: StartSidecar,
     http: aiohttp.ClientSession,
 ) -> None:
-    settings.apply(spec_for(smtp.port))
-    settings.set_status(ready=True)
+    await settings.apply(spec_for(smtp.port))
+    await settings.set_status(ready=True)
     sidecar = await start_sidecar()
     requests = {
         "administrative": {"event": "agent-out-of-date", "fields": {"agentName": "agent-7"}},
@@ -78,8 +78,8 @@ async def test_held_while_not_ready_then_delivered(
     start_sidecar: StartSidecar,
     http: aiohttp.ClientSession,
 ) -> None:
-    settings.apply(spec_for(smtp.port))
-    settings.set_status(ready=False, reason="ConnectionRefused", message="nothing listens")
+    await settings.apply(spec_for(smtp.port))
+    await settings.set_status(ready=False, reason="ConnectionRefused", message="nothing listens")
     sidecar = await start_sidecar()
 
     async def held_because(reason: str) -> dict[str, object]:
@@ -109,19 +109,19 @@ async def test_held_while_not_ready_then_delivered(
     # A new generation that the operator has not processed: still held.
     spec = spec_for(smtp.port)
     spec["recipients"] = {**RECIPIENTS, "error": ["errors2@example.com"]}
-    generation = settings.apply(spec)
-    settings.set_status(ready=True, observed=generation - 1)
+    generation = await settings.apply(spec)
+    await settings.set_status(ready=True, observed=generation - 1)
     await held_because("StatusNotCurrent")
     assert (await get_json(http, f"{sidecar.url}/v1/notifications/{nid}"))[1]["state"] == "queued"
     assert smtp.mailbox.messages == []
 
-    settings.set_status(ready=True)
+    await settings.set_status(ready=True)
     await wait_state(http, sidecar.url, nid, "delivered")
     (message,) = await asyncio.to_thread(smtp.mailbox.wait_for, 1)
     assert message.rcpt_tos == ("errors2@example.com",)
 
     # Disabled: held again, and says so.
     spec["enabled"] = False
-    settings.apply(spec)
-    settings.set_status(ready=True)
+    await settings.apply(spec)
+    await settings.set_status(ready=True)
     await held_because("Disabled")

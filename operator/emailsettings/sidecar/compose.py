@@ -103,6 +103,9 @@ class Envelope:
     event: str
     occurrences: int = 1
     date: dt.datetime | None = None
+    # Everyone the message is addressed to (To header); the envelope may be fewer
+    # on a retry. Empty: the recipients.
+    to: Sequence[str] = ()
 
 
 def compose(envelope: Envelope, rendered: Rendered) -> bytes:
@@ -115,7 +118,7 @@ def compose(envelope: Envelope, rendered: Rendered) -> bytes:
     subject = header_text(rendered.subject) or "(no subject)"
     name = header_text(envelope.sender_name or "", limit=200)
     sender = Address(display_name=name, addr_spec=_address(envelope.sender_address))
-    recipients = [Address(addr_spec=_address(r)) for r in envelope.recipients]
+    recipients = [Address(addr_spec=_address(r)) for r in (envelope.to or envelope.recipients)]
     date = envelope.date or dt.datetime.now(dt.UTC)
 
     message = EmailMessage(policy=SMTP_POLICY)
@@ -136,6 +139,9 @@ def compose(envelope: Envelope, rendered: Rendered) -> bytes:
     message.add_alternative(body_text(rendered.html), subtype="html", cte="quoted-printable")
     for part in message.iter_parts():
         del part["MIME-Version"]  # belongs to the top level only
+    # A boundary derived from the Message-ID: a retry is the same bytes. "=_" cannot
+    # occur in quoted-printable text, so it cannot collide with the content.
+    message.set_boundary("=_es_" + hashlib.sha256(envelope.message_id.encode()).hexdigest()[:32])
     data = message.as_bytes()
     _verify(data, expected, subject, name)
     return data

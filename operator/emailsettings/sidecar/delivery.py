@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import random
 import time
@@ -340,6 +341,9 @@ class Deliverer:
                     category=item.category,
                     event=item.event,
                     occurrences=item.occurrences,
+                    # The notification's time, so that every attempt is the same message.
+                    date=dt.datetime.fromtimestamp(item.created_at, dt.UTC),
+                    to=item.all_recipients,
                 ),
                 self.renderer.render(
                     RenderContext(

@@ -166,8 +166,9 @@ class Due:
     attempts: int
     message_id: str | None
     # None until the message was first handed to a server; then the recipients
-    # still waiting.
+    # still waiting (envelope), and everyone it was addressed to (the To header).
     pending_recipients: tuple[str, ...] | None
+    all_recipients: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,7 @@ CREATE INDEX IF NOT EXISTS notifications_state ON notifications(state, seq);
 CREATE TABLE IF NOT EXISTS deliveries (
   notification_id TEXT NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
   recipient TEXT NOT NULL,
+  position INTEGER NOT NULL DEFAULT 0,
   state TEXT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0,
   last_code INTEGER,
@@ -650,7 +652,7 @@ def _view(conn: sqlite3.Connection, row: tuple[Any, ...]) -> NotificationView:
         DeliveryView(r[0], DeliveryState(r[1]), r[2], r[3], r[4], r[5])
         for r in conn.execute(
             "SELECT recipient, state, attempts, last_code, last_error, updated_at "
-            "FROM deliveries WHERE notification_id = ? ORDER BY recipient",
+            "FROM deliveries WHERE notification_id = ? ORDER BY position, recipient",
             (row[0],),
         )
     )
@@ -713,21 +715,12 @@ def _due(conn: sqlite3.Connection, now: float, limit: int) -> list[Due]:
     ).fetchall()
     result = []
     for row in rows:
-        recipients = [
-            r[0]
-            for r in conn.execute(
-                "SELECT recipient, state FROM deliveries WHERE notification_id = ? "
-                "ORDER BY recipient",
-                (row[0],),
-            )
-            if r[1] == DeliveryState.PENDING
-        ]
-        has_deliveries = (
-            conn.execute(
-                "SELECT 1 FROM deliveries WHERE notification_id = ? LIMIT 1", (row[0],)
-            ).fetchone()
-            is not None
-        )
+        deliveries = conn.execute(
+            "SELECT recipient, state FROM deliveries WHERE notification_id = ? "
+            "ORDER BY position, recipient",
+            (row[0],),
+        ).fetchall()
+        recipients = [r for r, state in deliveries if state == DeliveryState.PENDING]
         result.append(
             Due(
                 id=row[0],
@@ -744,7 +737,8 @@ def _due(conn: sqlite3.Connection, now: float, limit: int) -> list[Due]:
                 created_at=row[11],
                 attempts=row[12],
                 message_id=row[13],
-                pending_recipients=tuple(recipients) if has_deliveries else None,
+                pending_recipients=tuple(recipients) if deliveries else None,
+                all_recipients=tuple(r for r, _ in deliveries),
             )
         )
     return result
@@ -778,11 +772,12 @@ def _record(conn: sqlite3.Connection, outcome: Outcome) -> State | None:
             "UPDATE notifications SET message_id = ? WHERE id = ? AND message_id IS NULL",
             (outcome.message_id, nid),
         )
-    for recipient in outcome.recipients:
+    for position, recipient in enumerate(outcome.recipients):
         conn.execute(
-            "INSERT OR IGNORE INTO deliveries (notification_id, recipient, state, updated_at) "
-            "VALUES (?, ?, 'pending', ?)",
-            (nid, recipient, now),
+            "INSERT OR IGNORE INTO deliveries "
+            "(notification_id, recipient, position, state, updated_at) "
+            "VALUES (?, ?, ?, 'pending', ?)",
+            (nid, recipient, position, now),
         )
     for recipient in outcome.sent:
         conn.execute(
