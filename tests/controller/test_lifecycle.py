@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -244,3 +245,22 @@ async def test_test_message_sent_once_per_generation(
         what="second test message",
     )
     assert len(server.mailbox.wait_for(2)) == 2
+
+
+async def test_slow_verification_reports_reconciling_first(
+    operator: OperatorProcess, kube: KubeClient, kubectl: Kubectl, namespace: str, local_ca: LocalCA
+) -> None:
+    with FaultySMTPServer(Fault.NEVER_GREET) as silent:
+        await _prepare(kube, namespace, local_ca)
+        kubectl.apply(settings_body("slow", namespace, port=silent.port, connectTimeoutSeconds=6))
+
+        def reconciling(body: dict[str, Any]) -> bool:
+            return condition(body, "Reconciling").get("status") == "True"
+
+        seen = await wait_for_status(kube, namespace, "slow", reconciling, what="Reconciling=True")
+        ready = condition(seen, "Ready")
+        assert (ready["status"], ready["reason"]) == ("Unknown", "Progressing")
+        done = await wait_for_status(
+            kube, namespace, "slow", ready_is("False", "ConnectionTimeout")
+        )
+        assert condition(done, "Reconciling") == {}
