@@ -32,15 +32,17 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    ModelWrapValidatorHandler,
     PlainSerializer,
     StrictBool,
     StrictInt,
     StrictStr,
+    ValidationError,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import PydanticCustomError, PydanticUndefined, core_schema
+from pydantic_core import InitErrorDetails, PydanticCustomError, PydanticUndefined, core_schema
 
 from emailsettings.api import addresses
 from emailsettings.api.addresses import AddressError, Mailbox
@@ -77,8 +79,12 @@ class Rule:
 
     def error(self) -> PydanticCustomError:
         # No braces in messages: pydantic would read them as placeholders.
-        ctx = {"field": self.field_path.lstrip(".")} if self.field_path else None
-        return PydanticCustomError(RULE_ERROR_TYPE, self.message, ctx)
+        return PydanticCustomError(RULE_ERROR_TYPE, self.message)
+
+    def init_error(self, obj: BaseModel) -> InitErrorDetails:
+        """The error of an object rule, at the field its fieldPath names."""
+        loc = tuple(self.field_path.lstrip(".").split(".")) if self.field_path else ()
+        return InitErrorDetails(type=self.error(), loc=loc, input=obj)
 
     def _validate(self, value: Any) -> Any:
         if not self.check(value):
@@ -290,7 +296,7 @@ SenderMailbox = Annotated[
 
 
 def _rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 Timestamp = Annotated[
@@ -375,22 +381,42 @@ class WireModel(BaseModel):
     )
     __rules__: ClassVar[tuple[Rule, ...]] = ()
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _nulls(cls, data: Any) -> Any:
-        # The API server replaces null with the field's default where it has one, and
-        # rejects null where it has none (optional fields are unset by leaving them out).
+    def _as_the_api_server_does(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """Nulls as the API server treats them, then the fields, then the object's rules.
+
+        The API server replaces null with a field's default where it has one and
+        rejects it elsewhere (an optional field is unset by leaving it out). Every
+        problem is reported, each at the path of the field it is about.
+        """
         if not isinstance(data, dict):
-            return data
+            return handler(data)
         defaulted = cls._defaulted_fields()
-        for key, value in data.items():
-            if value is None and key not in defaulted:
-                raise PydanticCustomError(
-                    NULL_ERROR_TYPE,
-                    "must not be null: leave the field out to unset it",
-                    {"field": key},
-                )
-        return {key: value for key, value in data.items() if value is not None}
+        problems = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    NULL_ERROR_TYPE, "must not be null: leave the field out to unset it"
+                ),
+                loc=(key,),
+                input=None,
+            )
+            for key, value in data.items()
+            if value is None and key not in defaulted
+        ]
+        try:
+            model = handler({key: value for key, value in data.items() if value is not None})
+        except ValidationError as exc:
+            if not problems:
+                raise
+            # A null is also a missing value once removed: say it once.
+            nulls = {problem["loc"] for problem in problems}
+            others = _as_init_details(exc, skip_missing=nulls)
+            raise ValidationError.from_exception_data(cls.__name__, problems + others) from None
+        problems += [rule.init_error(model) for rule in cls.__rules__ if not rule.check(model)]
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return model
 
     @classmethod
     def _defaulted_fields(cls) -> frozenset[str]:
@@ -402,12 +428,19 @@ class WireModel(BaseModel):
             or (info.default is not None and info.default is not PydanticUndefined)
         )
 
-    @model_validator(mode="after")
-    def _check_rules(self) -> Self:
-        for rule in type(self).__rules__:
-            if not rule.check(self):
-                raise rule.error()
-        return self
+
+def _as_init_details(
+    exc: ValidationError, skip_missing: set[tuple[int | str, ...]]
+) -> list[InitErrorDetails]:
+    return [
+        InitErrorDetails(
+            type=PydanticCustomError(error["type"], error["msg"], error.get("ctx")),
+            loc=error["loc"],
+            input=error["input"],
+        )
+        for error in exc.errors(include_url=False)
+        if not (error["type"] == "missing" and error["loc"] in skip_missing)
+    ]
 
 
 # --------------------------------------------------------------------------- spec
@@ -592,12 +625,21 @@ def _recipient_list(category: Category) -> Any:
 
 def _unique(values: list[str]) -> list[str]:
     seen: set[str] = set()
+    duplicates = []
     for index, value in enumerate(values):
         if value in seen:
-            raise PydanticCustomError(
-                "duplicate", "duplicate value: {value}", {"value": value, "index": index}
+            duplicates.append(
+                InitErrorDetails(
+                    type=PydanticCustomError(
+                        "duplicate", "duplicate value: {value}", {"value": value}
+                    ),
+                    loc=(index,),
+                    input=value,
+                )
             )
         seen.add(value)
+    if duplicates:
+        raise ValidationError.from_exception_data("list", duplicates)
     return values
 
 

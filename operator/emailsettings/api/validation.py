@@ -19,7 +19,7 @@ from pydantic_core import ErrorDetails
 
 from emailsettings.api import API_VERSION, GROUP, KIND
 from emailsettings.api.conditions import Reason
-from emailsettings.api.models import NULL_ERROR_TYPE, RULE_ERROR_TYPE, EmailSettingsSpec
+from emailsettings.api.models import EmailSettingsSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,24 +85,11 @@ def _message(error: ErrorDetails) -> str:
     return message
 
 
-_ABOUT_A_FIELD = frozenset({RULE_ERROR_TYPE, NULL_ERROR_TYPE})
-
-
-def _location(error: ErrorDetails) -> list[int | str]:
-    loc = list(error["loc"])
-    ctx: Mapping[str, Any] = error.get("ctx") or {}
-    if error["type"] in _ABOUT_A_FIELD and isinstance(ctx.get("field"), str):
-        loc.append(ctx["field"])  # an object-level check about one field (CEL fieldPath)
-    elif error["type"] == "duplicate" and isinstance(ctx.get("index"), int):
-        loc.append(ctx["index"])
-    return loc
-
-
 def errors_from(exc: ValidationError, root: str = "spec") -> list[SpecError]:
     """pydantic's errors as SpecErrors, in the order the fields are declared."""
     result = []
     for error in exc.errors(include_url=False, include_input=False):
-        loc = _location(error)
+        loc = list(error["loc"])
         result.append(SpecError(format_path(root, loc), _reason(loc), _message(error)))
     return result
 
