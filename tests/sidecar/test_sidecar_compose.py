@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from pathlib import Path
 
 import pytest
@@ -57,8 +58,14 @@ def envelope(**overrides: object) -> Envelope:
     return Envelope(**values)  # type: ignore[arg-type]
 
 
+def headers(data: bytes) -> EmailMessage:
+    message = BytesHeaderParser(policy=policy.default).parsebytes(data)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
 def header_names(data: bytes) -> list[str]:
-    return sorted(key.lower() for key in parse(data))
+    return sorted(key.lower() for key in headers(data))
 
 
 EXPECTED = sorted(h.lower() for h in BASE_HEADERS)
@@ -118,13 +125,14 @@ def test_bad_addresses_are_refused(address: str) -> None:
         compose(envelope(sender_address=address), Rendered("s", "t", "h"))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(subject=st.text(max_size=120), name=st.text(max_size=60), body=st.text(max_size=200))
 def test_no_text_ever_adds_a_header(subject: str, name: str, body: str) -> None:
     data = compose(envelope(sender_name=name), Rendered(subject, body, f"<p>{body}</p>"))
-    assert header_names(data) == EXPECTED
-    message = parse(data)
-    assert str(message["Subject"]) == (header_text(subject) or "(no subject)")
+    message = headers(data)
+    assert sorted(key.lower() for key in message) == EXPECTED
+    expected_subject = header_text(subject) or "(no subject)"
+    assert "".join(str(message["Subject"]).split()) == "".join(expected_subject.split())
     shown = message["From"].addresses[0].display_name
     assert "".join(shown.split()) == "".join(header_text(name, limit=200).split())
 
