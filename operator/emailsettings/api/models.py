@@ -728,6 +728,21 @@ class EmailSettingsSpec(WireModel):
             field_path=".recipients",
             reason="FieldValueRequired",
         ),
+        Rule(
+            cel="(has(self.enabled) && !self.enabled) || !has(self.verification) "
+            "|| !has(self.verification.sendTestMessage) || !self.verification.sendTestMessage "
+            "|| (has(self.recipients) && has(self.recipients.administrative) "
+            "&& size(self.recipients.administrative) > 0)",
+            message="the test message goes to the administrative recipients: add at least one, "
+            "or set sendTestMessage to false",
+            check=lambda s: (
+                not s.enabled
+                or not s.verification.send_test_message
+                or len(s.recipients.administrative) > 0
+            ),
+            field_path=".verification.sendTestMessage",
+            reason="FieldValueInvalid",
+        ),
     )
 
     enabled: StrictBool = Field(
