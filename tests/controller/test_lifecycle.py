@@ -10,6 +10,7 @@ import pytest
 
 from emailsettings.devstack.faulty_smtp import Fault, FaultySMTPServer
 from emailsettings.devstack.kubectl import Kubectl
+from emailsettings.devstack.netutil import free_port
 from emailsettings.devstack.pki import KeyPair, LocalCA
 from emailsettings.devstack.processes import OperatorProcess
 from emailsettings.devstack.smtp_server import Security, SMTPServer
@@ -264,3 +265,49 @@ async def test_slow_verification_reports_reconciling_first(
             kube, namespace, "slow", ready_is("False", "ConnectionTimeout")
         )
         assert condition(done, "Reconciling") == {}
+
+
+async def test_transient_failure_retries_until_the_server_appears(
+    operator: OperatorProcess,
+    kube: KubeClient,
+    kubectl: Kubectl,
+    namespace: str,
+    server_cert: KeyPair,
+    local_ca: LocalCA,
+) -> None:
+    port = free_port()
+    await _prepare(kube, namespace, local_ca)
+    kubectl.apply(settings_body("later", namespace, port=port))
+    await wait_for_status(kube, namespace, "later", ready_is("False", "ConnectionRefused"))
+    with SMTPServer(Security.STARTTLS, cert=server_cert, credentials=SMTP_USER, port=port):
+        # Backoff retries (2 s, 4 s, ...) find it without any change to the resource.
+        await wait_for_status(kube, namespace, "later", ready_is("True", "Verified"), timeout=30)
+
+
+async def test_periodic_reverification_at_the_interval(
+    operator: OperatorProcess,
+    kube: KubeClient,
+    kubectl: Kubectl,
+    namespace: str,
+    server: SMTPServer,
+    local_ca: LocalCA,
+) -> None:
+    await _prepare(kube, namespace, local_ca)
+    body = settings_body("periodic", namespace, port=server.port)
+    body["spec"]["verification"]["interval"] = "1m"  # the shortest the API allows
+    kubectl.apply(body)
+    first = await wait_for_status(kube, namespace, "periodic", ready_is("True", "Verified"))
+    stamp = first["status"]["smtp"]["verifiedAt"]
+    again = await wait_for_status(
+        kube,
+        namespace,
+        "periodic",
+        lambda b: b["status"]["smtp"]["verifiedAt"] != stamp,
+        timeout=90,
+        what="a second verification one interval later",
+    )
+    assert (
+        condition(again, "Ready")["lastTransitionTime"]
+        == condition(first, "Ready")["lastTransitionTime"]
+    )
+    assert server.mailbox.logins == 2
