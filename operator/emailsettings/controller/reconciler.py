@@ -466,7 +466,7 @@ class Reconciler:
         if (old.get("status"), old.get("reason")) == (new.get("status"), new.get("reason")):
             return
         failed = new.get("status") != "True"
-        if failed or old.get("status") == "False" or not old:
+        if failed or old.get("status") == "False":  # first success is no news
             await self._events.record(
                 body, warning=failed, reason=str(new.get("reason")), message=str(new.get("message"))
             )

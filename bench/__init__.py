@@ -1,0 +1,1 @@
+"""Benchmarks against the real local control plane and real SMTP servers."""
