@@ -17,6 +17,7 @@ Nothing here holds a secret: the password is only ever a reference.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import re
 from collections.abc import Callable
@@ -144,7 +145,8 @@ def is_host(value: str) -> bool:
 
 HOST = Rule(
     cel=f"self.matches({_cel_raw('^' + HOSTNAME_PATTERN + '$')}) || isIP(self)",
-    message="must be a DNS name like mail.example.com or an IP address",
+    message="must be a DNS name like mail.example.com (an internationalized name in its "
+    "xn-- form) or an IP address",
     check=is_host,
 )
 HOSTNAME_OR_EMPTY = Rule(
@@ -419,6 +421,7 @@ class WireModel(BaseModel):
         return model
 
     @classmethod
+    @functools.cache
     def _defaulted_fields(cls) -> frozenset[str]:
         """Wire names of the fields the CRD gives a default."""
         return frozenset(
