@@ -234,6 +234,11 @@ async def get_notification(request: web.Request) -> web.Response:
 
 async def list_notifications(request: web.Request) -> web.Response:
     state = _state(request)
+    unknown = sorted(set(request.query) - {"state", "limit"})
+    if unknown:
+        return problem(
+            400, f"unknown query parameter {unknown[0]!r}; use state and limit", field_name="query"
+        )
     wanted = request.query.get("state")
     if wanted is not None and wanted not in _STATES:
         return problem(400, f"state must be one of {', '.join(_STATES)}", field_name="state")

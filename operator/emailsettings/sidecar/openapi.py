@@ -357,7 +357,9 @@ def document(max_request_bytes: int) -> dict[str, Any]:
                             JSON: {"schema": {"$ref": "#/components/schemas/NotificationList"}}
                         },
                     },
-                    "400": _problem("An unknown state or a limit out of range."),
+                    "400": _problem(
+                        "An unknown state, a limit out of range or an unknown parameter."
+                    ),
                     "503": _retry_problem("The spool cannot be read."),
                 },
             },
