@@ -158,9 +158,11 @@ Objects of a kind whose CRD this same release installs (EmailSettings, kopf peer
 Helm builds the whole release manifest before it creates anything, so on a first install
 into a cluster without the CRD such an object cannot be part of the manifest ("no matches
 for kind ... ensure CRDs are installed first"). In that one case it is created as a
-post-install hook, after the CRD, carrying Helm's ownership metadata so the next
-`helm upgrade` adopts it as an ordinary release object. When the API already exists
-(upgrades, CRDs managed elsewhere) it is an ordinary object from the start.
+post-install hook, after the CRD, marked emailsettings.io/created-by=helm-install-hook and
+carrying Helm's ownership metadata, so the next `helm upgrade` can adopt it as an ordinary
+release object (for the EmailSettings see emailsettings.yaml: Helm adopts without
+patching, so that upgrade re-creates it once from the current values). When the API
+already exists (upgrades, CRDs managed elsewhere) it is an ordinary object from the start.
 Args: dict "root" $ "gvk" "group/version/Kind". Renders "true" to defer.
 */}}
 {{- define "emailsettings-operator.deferCustomResource" -}}
@@ -173,6 +175,7 @@ Args: dict "root" $ "gvk" "group/version/Kind". Renders "true" to defer.
 helm.sh/hook: post-install
 helm.sh/hook-weight: "-10"
 helm.sh/hook-delete-policy: hook-failed
+emailsettings.io/created-by: helm-install-hook
 meta.helm.sh/release-name: {{ .root.Release.Name }}
 meta.helm.sh/release-namespace: {{ .root.Release.Namespace }}
 {{- end -}}
