@@ -875,6 +875,12 @@ class SMTPStatus(StatusModel):
         description="The metadata.generation that was verified.",
         json_schema_extra={"format": "int64"},
     )
+    ca_bundle_resource_version: str | None = Field(
+        default=None,
+        max_length=256,
+        description="resourceVersion of the CA bundle Secret or ConfigMap the verification "
+        "used, if spec.smtp.tls.caBundleRef is set.",
+    )
 
 
 class VerificationMessageStatus(StatusModel):
@@ -888,6 +894,39 @@ class VerificationMessageStatus(StatusModel):
     )
     sent_at: Timestamp | None = Field(default=None, description="When the message was sent.")
     result: VerificationMessageResult | None = Field(default=None, description="Sent or Failed.")
+    message: str | None = Field(
+        default=None, max_length=32768, description="The server's reply or the failure."
+    )
+
+
+class VerifyRequestStatus(StatusModel):
+    """The answer to the last verify-now request.
+
+    Requested with the annotation emailsettings.io/verify-requested-at.
+    """
+
+    request: str = Field(max_length=256, description="The annotation value this answer belongs to.")
+    answered_at: Timestamp = Field(description="When the operator finished the verification.")
+    ready: ConditionStatus = Field(description="The Ready status the verification produced.")
+    reason: str = Field(max_length=1024, description="The Ready reason the verification produced.")
+
+
+class TestMessageRequestStatus(StatusModel):
+    """The answer to the last test-message request.
+
+    Requested with the annotation emailsettings.io/test-message-request.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    id: str = Field(max_length=256, description="The request's id.")
+    to: list[Annotated[str, Field(max_length=320)]] = Field(
+        default_factory=list, max_length=MAX_RECIPIENTS, description="Where it was sent."
+    )
+    result: VerificationMessageResult | None = Field(
+        default=None, description="Sent or Failed; unset while sending."
+    )
+    sent_at: Timestamp | None = Field(default=None, description="When the server accepted it.")
     message: str | None = Field(
         default=None, max_length=32768, description="The server's reply or the failure."
     )
@@ -919,6 +958,13 @@ class EmailSettingsStatus(StatusModel):
     test_message: VerificationMessageStatus | None = Field(
         default=None,
         description="The last test message sent (spec.verification.sendTestMessage).",
+    )
+
+    verify_request: VerifyRequestStatus | None = Field(
+        default=None, description="The answer to the last verify-now request."
+    )
+    test_message_request: TestMessageRequestStatus | None = Field(
+        default=None, description="The answer to the last test-message request."
     )
 
     def condition(self, condition_type: str) -> Condition | None:
