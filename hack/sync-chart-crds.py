@@ -41,8 +41,15 @@ def escape(text: str) -> str:
     return text.replace("{{", '{{ "{{" }}')
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Repeated values are written out in full: a template reads better without anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:  # noqa: ARG002 - PyYAML's signature
+        return True
+
+
 def dump(data: Any, indent: int) -> str:
-    text = yaml.safe_dump(data, sort_keys=False, width=120, allow_unicode=True)
+    text = yaml.dump(data, Dumper=_NoAliasDumper, sort_keys=False, width=120, allow_unicode=True)
     pad = " " * indent
     return "".join(pad + line if line.strip() else line for line in text.splitlines(keepends=True))
 
