@@ -17,8 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from emailsettings.api.addresses import parse_address
 from emailsettings.api.conditions import TRANSIENT, ConditionType, Reason
-from emailsettings.api.models import EmailSettingsSpec, VerificationMode
+from emailsettings.api.models import Category, EmailSettingsSpec, VerificationMode
+from emailsettings.api.requests import (
+    TEST_MESSAGE_ANNOTATION,
+    VERIFY_ANNOTATION,
+    TestMessageRequest,
+)
 from emailsettings.api.validation import validate_spec
 from emailsettings.controller import testmessage
 from emailsettings.controller.credentials import Resolved, referenced_objects, resolve
@@ -84,7 +90,11 @@ class Tracked:
     memo: Memo | None = None
     failures: int = 0
     test_message: dict[str, Any] | None = None
-    pending_test_message: tuple[EmailSettingsSpec, Resolved] | None = None
+    test_request: dict[str, Any] | None = None
+    # Settings proven usable in this reconcile (for test messages), else None.
+    usable: tuple[EmailSettingsSpec, Resolved] | None = None
+    force_verify: bool = False
+    verify_answer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -232,15 +242,21 @@ class Reconciler:
             return
         body = tracked.body
         generation = int(body["metadata"].get("generation") or 0)
-        tracked.pending_test_message = None
+        annotations = body["metadata"].get("annotations") or {}
+        verify_request = annotations.get(VERIFY_ANNOTATION) or None
+        answered = (body["status"].get("verifyRequest") or {}).get("request")
+        tracked.force_verify = verify_request is not None and verify_request != answered
+        tracked.usable = None
         observation, next_check = await self._observe(key, tracked, generation)
+        tracked.verify_answer = verify_request if tracked.force_verify else None
         await self._publish(key, tracked, observation)
-        pending = _take_pending(tracked)
-        if pending is not None:
-            # After the verified status is out, so the claim never rides on a stale one.
-            spec, resolved = pending
-            if await self._send_test_message(key, tracked, spec, resolved, generation):
-                await self._publish(key, tracked, observation)
+        tracked.force_verify, tracked.verify_answer = False, None
+        # Test messages go out after the verified status, so a claim never rides on a stale one.
+        if await self._spec_test_message(key, tracked, generation):
+            await self._publish(key, tracked, observation)
+        request = annotations.get(TEST_MESSAGE_ANNOTATION)
+        if request and await self._requested_test_message(key, tracked, request):
+            await self._publish(key, tracked, observation)
         self._queue.cancel_timer(key)
         if next_check is not None:
             self._queue.add_after(key, next_check)
@@ -273,13 +289,14 @@ class Reconciler:
             return observed, self._backoff(tracked)
         if not verify:
             tracked.failures = 0
+            tracked.usable = (spec, resolved)
             observed = Observation(
                 generation, enabled=True, verify=False, has_credentials=has_credentials
             )
             return observed, None
         smtp = await self._verification(key, tracked, spec, resolved, generation)
-        if smtp.problem is None and spec.verification.send_test_message:
-            tracked.pending_test_message = (spec, resolved)
+        if smtp.problem is None:
+            tracked.usable = (spec, resolved)
         interval = float(spec.verification.interval_seconds)
         if smtp.problem is None:
             tracked.failures = 0
@@ -313,7 +330,7 @@ class Reconciler:
         memo = tracked.memo
         if memo is None:
             memo = tracked.memo = self._memo_from_status(tracked, fingerprint, interval)
-        if memo is not None and memo.fingerprint == fingerprint:
+        if memo is not None and memo.fingerprint == fingerprint and not tracked.force_verify:
             age = time.monotonic() - memo.at_monotonic
             limit = interval if memo.observation.problem is None else self._retry_window(memo)
             if age < limit:
@@ -326,6 +343,7 @@ class Reconciler:
                 spec.sender_address,
                 all_recipients(spec),
                 max_age=interval,
+                bypass_cache=tracked.force_verify,
             )
         )
         done, _ = await asyncio.wait({task}, timeout=self._config.progress_after_seconds)
@@ -344,6 +362,7 @@ class Reconciler:
             verified_at=now_rfc3339(shared.at_wall),
             latency_ms=round(result.latency_seconds * 1000),
             secret_resource_version=resolved.secret_resource_version,
+            ca_resource_version=resolved.ca_resource_version,
             generation=generation,
             tls_version=result.tls_version,
             auth_mechanism=result.auth_mechanism,
@@ -372,7 +391,7 @@ class Reconciler:
             or ready.get("status") != "True"
             or smtp.get("verifiedGeneration") != fingerprint[0]
             or smtp.get("secretResourceVersion") != fingerprint[1]
-            or fingerprint[2] is not None  # a CA bundle's version is not recorded
+            or smtp.get("caBundleResourceVersion") != fingerprint[2]
         ):
             return None
         age = time.time() - verified_at
@@ -383,50 +402,122 @@ class Reconciler:
             verified_at=smtp["verifiedAt"],
             latency_ms=int(smtp.get("latencyMilliseconds") or 0),
             secret_resource_version=smtp.get("secretResourceVersion"),
+            ca_resource_version=smtp.get("caBundleResourceVersion"),
             generation=int(smtp["verifiedGeneration"]),
             tls_version=smtp.get("tlsVersion"),
             auth_mechanism=smtp.get("authMechanism"),
         )
         return Memo(fingerprint, observation, time.monotonic() - age)
 
-    async def _send_test_message(
-        self,
-        key: Key,
-        tracked: Tracked,
-        spec: EmailSettingsSpec,
-        resolved: Resolved,
-        generation: int,
-    ) -> bool:
-        """True when the test-message record changed and needs publishing."""
-        record = tracked.test_message
-        if record is None:
-            record = tracked.body["status"].get("testMessage")
+    async def _spec_test_message(self, key: Key, tracked: Tracked, generation: int) -> bool:
+        """spec.verification.sendTestMessage: once per verified generation. True if changed."""
+        if tracked.usable is None:
+            return False
+        spec, resolved = tracked.usable
+        if (
+            not spec.verification.send_test_message
+            or spec.verification.mode is VerificationMode.SAVE
+        ):
+            return False
+        record = tracked.test_message or tracked.body["status"].get("testMessage")
         if record and record.get("generation") == generation:
-            if testmessage.is_claimed_without_result(record, generation):
-                # Claimed by an earlier run that died before recording the outcome.
+            if testmessage.claimed_without_result(record, "generation", generation):
                 tracked.test_message = {
                     "generation": generation,
                     "result": "Failed",
-                    "message": "Outcome unknown: the operator restarted while sending; "
-                    "not sent again to avoid a duplicate.",
+                    "message": testmessage.OUTCOME_UNKNOWN,
                 }
                 return True
-            tracked.test_message = record
+            tracked.test_message = dict(record)
             return False
-        claim = testmessage.claim(generation)
-        written = await self._client.patch(
-            paths.emailsettings_status(*key), {"status": {"testMessage": claim}}
-        )
-        self._metrics.status_writes.inc()
-        tracked.last_written_rv = _resource_version(written)
-        tracked.body = {**tracked.body, "status": written.get("status") or {}}
+        claim = {"generation": generation, "message": "Sending the test message."}
+        await self._patch_status(key, tracked, {"testMessage": claim})
         tracked.test_message = claim
+        recipients = spec.recipients.for_category(Category.ADMINISTRATIVE)
         meta = tracked.body["metadata"]
-        message = testmessage.compose(spec, key[0], key[1], str(meta.get("uid")), generation)
-        tracked.test_message = await testmessage.send(
-            endpoint_for(spec, resolved), resolved.login, spec, message, generation, now_rfc3339()
+        message = testmessage.generation_message(
+            spec,
+            namespace=key[0],
+            name=key[1],
+            uid=str(meta.get("uid")),
+            generation=generation,
+            recipients=recipients,
         )
+        outcome = await testmessage.send(
+            endpoint_for(spec, resolved), resolved.login, spec.sender_address, recipients, message
+        )
+        tracked.test_message = {"generation": generation, **outcome.record(now_rfc3339())}
         return True
+
+    async def _requested_test_message(  # noqa: PLR0911 - one return per answer
+        self, key: Key, tracked: Tracked, text: str
+    ) -> bool:
+        """The test-message annotation: once per request id. True if the answer changed."""
+        record = tracked.test_request or tracked.body["status"].get("testMessageRequest")
+        try:
+            request = TestMessageRequest.decode(text)
+        except ValueError as error:
+            request_id = text[:128]
+            if record and record.get("id") == request_id:
+                return False
+            tracked.test_request = {"id": request_id, "result": "Failed", "message": str(error)}
+            return True
+        if record and record.get("id") == request.id:
+            if testmessage.claimed_without_result(record, "id", request.id):
+                tracked.test_request = {
+                    **record,
+                    "result": "Failed",
+                    "message": testmessage.OUTCOME_UNKNOWN,
+                }
+                return True
+            tracked.test_request = dict(record)
+            return False
+        if tracked.usable is None:
+            ready = _ready(tracked.body["status"])
+            tracked.test_request = {
+                "id": request.id,
+                "result": "Failed",
+                "message": "Not sent: the settings are not usable "
+                f"(Ready={ready.get('status', 'Unknown')}, "
+                f"{ready.get('reason', 'no status yet')}).",
+            }
+            return True
+        spec, resolved = tracked.usable
+        recipients = (
+            list(request.to) if request.to else spec.recipients.for_category(str(request.category))
+        )
+        bad = _invalid_addresses(recipients)
+        if bad:
+            tracked.test_request = {
+                "id": request.id,
+                "result": "Failed",
+                "message": f"Not sent: not valid addresses: {', '.join(bad)}.",
+            }
+            return True
+        claim = {"id": request.id, "to": recipients}
+        await self._patch_status(key, tracked, {"testMessageRequest": claim})
+        tracked.test_request = claim
+        meta = tracked.body["metadata"]
+        message = testmessage.requested_message(
+            spec,
+            namespace=key[0],
+            name=key[1],
+            uid=str(meta.get("uid")),
+            request_id=request.id,
+            recipients=recipients,
+        )
+        outcome = await testmessage.send(
+            endpoint_for(spec, resolved), resolved.login, spec.sender_address, recipients, message
+        )
+        tracked.test_request = {**claim, **outcome.record(now_rfc3339())}
+        return True
+
+    async def _patch_status(self, key: Key, tracked: Tracked, fields: dict[str, Any]) -> None:
+        written = await self._client.patch(paths.emailsettings_status(*key), {"status": fields})
+        self._metrics.status_writes.inc()
+        tracked.last_written = written.get("status") or {}
+        tracked.last_written_rv = _resource_version(written)
+        tracked.body = {**tracked.body, "status": tracked.last_written}
 
     # ------------------------------------------------------------------ writing
 
@@ -434,6 +525,16 @@ class Reconciler:
         stored = tracked.body["status"]
         status = compute_status(observation, stored, now_rfc3339())
         status["testMessage"] = tracked.test_message or stored.get("testMessage")
+        status["testMessageRequest"] = tracked.test_request or stored.get("testMessageRequest")
+        status["verifyRequest"] = stored.get("verifyRequest")
+        if tracked.verify_answer is not None:
+            ready = _ready(status)
+            status["verifyRequest"] = {
+                "request": tracked.verify_answer,
+                "answeredAt": now_rfc3339(),
+                "ready": ready.get("status", "Unknown"),
+                "reason": ready.get("reason", "Unknown"),
+            }
         if status_equal(status, stored) or status_equal(status, tracked.last_written):
             self._metrics.reconciles.labels("unchanged").inc()
             return
@@ -472,9 +573,14 @@ class Reconciler:
             )
 
 
-def _take_pending(tracked: Tracked) -> tuple[EmailSettingsSpec, Resolved] | None:
-    pending, tracked.pending_test_message = tracked.pending_test_message, None
-    return pending
+def _invalid_addresses(recipients: list[str]) -> list[str]:
+    bad = []
+    for address in recipients:
+        try:
+            parse_address(address)
+        except ValueError:
+            bad.append(address[:100])
+    return bad
 
 
 def _ready(status: Mapping[str, Any]) -> Mapping[str, Any]:

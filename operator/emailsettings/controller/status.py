@@ -38,6 +38,7 @@ class SMTPObservation:
     latency_ms: int
     secret_resource_version: str | None
     generation: int
+    ca_resource_version: str | None = None
     tls_version: str | None = None
     auth_mechanism: str | None = None
     problem: Problem | None = None
@@ -223,6 +224,7 @@ def _smtp_block(smtp: SMTPObservation | None) -> dict[str, Any] | None:
         "latencyMilliseconds": smtp.latency_ms,
         "secretResourceVersion": smtp.secret_resource_version,
         "verifiedGeneration": smtp.generation,
+        "caBundleResourceVersion": smtp.ca_resource_version,
     }
 
 
