@@ -6,7 +6,12 @@ import asyncio
 import dataclasses
 import datetime as dt
 import os
+import signal
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from emailsettings.api import API_VERSION, KIND
+from emailsettings.devstack.netutil import free_port, wait_until
 from emailsettings.kube import ConflictError, KubeClient, paths
 from emailsettings.sidecar.config import SidecarConfig
 from emailsettings.sidecar.main import Sidecar
@@ -207,3 +213,95 @@ async def wait_state(
 
 def env_without_kube() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+
+
+@dataclasses.dataclass
+class SidecarProcess:
+    """The sidecar as a real child process (`python -m emailsettings.sidecar.main`)."""
+
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.env['EMAILSETTINGS_LISTEN']}"
+
+    @property
+    def probe_url(self) -> str:
+        return f"http://{self.env['EMAILSETTINGS_PROBE_LISTEN']}"
+
+    def start(self, timeout: float = 30) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "emailsettings.sidecar.main"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        wait_until(self._ready, timeout=timeout, what="sidecar /readyz", on_timeout=self.tail)
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"sidecar exited with {self.process.returncode}\n{self.tail()}")
+        try:
+            with urllib.request.urlopen(f"{self.probe_url}/readyz", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    def rss_bytes(self) -> int:
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
+
+    def kill(self) -> None:
+        """SIGKILL: no handler runs, nothing is flushed, as in an OOM kill or node loss."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.terminate()
+        try:
+            return self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(5)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def tail(self, lines: int = 40) -> str:
+        return "sidecar log tail:\n" + "\n".join(self.logs().splitlines()[-lines:])
+
+
+def process_env(
+    *, kubeconfig: Path, namespace: str, spool_dir: Path, mounts: Mounts, **extra: str
+) -> dict[str, str]:
+    env = env_without_kube()
+    env.update(
+        {
+            "EMAILSETTINGS_NAME": "default",
+            "EMAILSETTINGS_NAMESPACE": namespace,
+            "EMAILSETTINGS_KUBECONFIG": str(kubeconfig),
+            "EMAILSETTINGS_LISTEN": f"127.0.0.1:{free_port()}",
+            "EMAILSETTINGS_PROBE_LISTEN": f"127.0.0.1:{free_port()}",
+            "EMAILSETTINGS_SPOOL_DIR": str(spool_dir),
+            "EMAILSETTINGS_SECRET_DIR": str(mounts.secret_dir),
+            "EMAILSETTINGS_CA_DIR": str(mounts.ca_dir),
+            "EMAILSETTINGS_TEMPLATES_DIR": "",
+            "EMAILSETTINGS_RETRY_BASE": "50ms",
+            "EMAILSETTINGS_RETRY_MAX": "500ms",
+            "EMAILSETTINGS_LOG_LEVEL": "INFO",
+            **extra,
+        }
+    )
+    return env
