@@ -26,6 +26,8 @@ def new_request_id() -> str:
 
 @dataclass(frozen=True)
 class TestMessageRequest:
+    __test__ = False  # not a pytest test class, despite the name
+
     id: str
     to: tuple[str, ...] = ()
     category: str | None = None
