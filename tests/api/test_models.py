@@ -220,8 +220,12 @@ def test_unquoted_non_ascii_display_name_gets_a_hint() -> None:
 
 
 def test_special_use_domains_are_explained() -> None:
-    with pytest.raises(AddressError, match=r"Special-use domains \(localhost, .local"):
+    with pytest.raises(AddressError, match=r"Special-use domains \(localhost, .test"):
         parse_address("root@localhost")
+
+
+def test_active_directory_local_domains_are_accepted() -> None:
+    assert parse_address("Admin@Corp.Local").envelope.endswith("@corp.local")
 
 
 def test_recipients_take_no_display_name() -> None:

@@ -25,6 +25,7 @@ import functools
 import re
 from dataclasses import dataclass
 
+import email_validator
 from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 
 # Characters that must never reach an SMTP command or a header: C0 controls
@@ -49,8 +50,14 @@ ADDRESS_MAX_LENGTH = 254  # RFC 5321 4.5.3.1.3 (path minus the angle brackets)
 MAILBOX_MAX_LENGTH = 320  # sender: display name plus address
 
 _SPECIAL_USE_HINT = (
-    " Special-use domains (localhost, .local, .test, .invalid, .arpa, .onion) cannot be used."
+    " Special-use domains (localhost, .test, .invalid, .arpa, .onion) cannot be used."
 )
+
+# On-premises directories often use a `.local` domain (Active Directory) and route it
+# through an internal relay, so `.local` is allowed. email-validator documents its
+# module-level list as the way to change which special-use names are refused.
+if "local" in email_validator.SPECIAL_USE_DOMAIN_NAMES:
+    email_validator.SPECIAL_USE_DOMAIN_NAMES.remove("local")
 _SMTPUTF8_HINT = (
     " Internationalized characters before the @ need SMTPUTF8, which is not supported;"
     " use an ASCII address (an internationalized domain after the @ is fine)."
