@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV_BIN := .venv/bin
 BIN_DIR = $(shell bash hack/build-binaries.sh)
 
-.PHONY: test run lint typecheck unit binaries env crds-check clean
+.PHONY: test run lint binaries env clean
 
 env: $(UV)
 	$(UV) sync --locked --extra devstack
