@@ -29,39 +29,9 @@ from schemathesis.checks import (
 )
 from schemathesis.core.result import Ok
 
-from emailsettings.sidecar.credentials import Credentials
-from emailsettings.sidecar.delivery import Deliverer, DeliverySettings
-from emailsettings.sidecar.intake import IntakeRules
 from emailsettings.sidecar.intake_http import AppState, make_app
-from emailsettings.sidecar.metrics import Metrics
-from emailsettings.sidecar.settings_gate import waiting
-from emailsettings.sidecar.spool import Limits, Spool
-from emailsettings.sidecar.templates import Renderer
 
-
-def build_state(directory: Path, *, storm_window: float = 0.0, **limits: int) -> AppState:
-    spool = Spool(directory / "spool", Limits(**limits))
-    spool.open()
-    renderer = Renderer()
-    metrics = Metrics()
-    deliverer = Deliverer(
-        spool=spool,
-        gate=lambda: waiting("no settings in this test"),
-        credentials=Credentials(),
-        renderer=renderer,
-        metrics=metrics,
-        settings=DeliverySettings(),
-    )
-    return AppState(
-        spool=spool,
-        deliverer=deliverer,
-        renderer=renderer,
-        metrics=metrics,
-        rules=IntakeRules(storm_window=storm_window),
-        max_request_bytes=64 * 1024,
-        settings_name="default",
-        namespace="test",
-    )
+from .helpers import build_state
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import Protocol, cast
 SUBCOMMANDS: tuple[str, ...] = (
     "emailsettings.cli.validate",
     "emailsettings.cli.schema",
+    "emailsettings.cli.notify",
 )
 
 EXIT_OK = 0
