@@ -71,17 +71,20 @@ def render(source: Path, crd: dict[str, Any]) -> str:
     ]
     if labels:
         out.append(escape(dump(labels, 4)))
+    condition = "true" if annotations else "or .Values.crds.keep .Values.crds.annotations"
+    out += [
+        f"  {{{{- if {condition} }}}}\n",
+        "  annotations:\n",
+        "    {{- if .Values.crds.keep }}\n",
+        "    helm.sh/resource-policy: keep\n",
+        "    {{- end }}\n",
+        "    {{- with .Values.crds.annotations }}\n",
+        "    {{- toYaml . | nindent 4 }}\n",
+        "    {{- end }}\n",
+    ]
     if annotations:
-        out.append("  annotations:\n")
-        out.append("    {{- if .Values.crds.keep }}\n")
-        out.append("    helm.sh/resource-policy: keep\n")
-        out.append("    {{- end }}\n")
         out.append(escape(dump(annotations, 4)))
-    else:
-        out.append("  {{- if .Values.crds.keep }}\n")
-        out.append("  annotations:\n")
-        out.append("    helm.sh/resource-policy: keep\n")
-        out.append("  {{- end }}\n")
+    out.append("  {{- end }}\n")
     out.append(escape(dump({"spec": crd["spec"]}, 0)))
     out.append("{{- end }}\n")
     return "".join(out)

@@ -511,3 +511,54 @@ def test_offline_schemas_are_strict(offline_schemas: Path, tmp_path: Path) -> No
         "unknown-field": "statusInvalid",
         "bad-encryption": "statusInvalid",
     }
+
+
+PREFIX = "emailsettings-operator.sidecar"
+
+
+def test_sidecar_templates_work_when_copied_into_an_application_chart(tmp_path: Path) -> None:
+    """docs/helm.md's recipe: _sidecar.tpl copied alone into another chart."""
+    chart = tmp_path / "shop"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: shop\nversion: 1.0.0\n")
+    (chart / "templates" / "_sidecar.tpl").write_text(
+        (CHART / "templates" / "_sidecar.tpl").read_text()
+    )
+    args = (
+        '(dict "emailSettings" "shop-mail" "image" "reg.example.com/eso:1" '
+        '"passwordFrom" "api" "passwordSecret" "smtp" "caBundle" (dict "name" "ca") '
+        '"native" false "port" 9000)'
+    )
+    (chart / "templates" / "deployment.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: shop}\nspec:\n"
+        "  selector: {matchLabels: {app: shop}}\n  template:\n"
+        "    metadata: {labels: {app: shop}}\n    spec:\n      containers:\n"
+        "        - {name: app, image: shop}\n"
+        f'        {{{{- include "{PREFIX}.container" {args} | nindent 8 }}}}\n'
+        "      volumes:\n"
+        f'        {{{{- include "{PREFIX}.volumes" {args} | nindent 8 }}}}\n'
+        "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: shop}\n"
+        "rules:\n"
+        f'  {{{{- include "{PREFIX}.rules" {args} | nindent 2 }}}}\n'
+    )
+    docs = [d for d in yaml.safe_load_all(helm("template", "shop", str(chart))) if d]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    _app, sidecar = pod["containers"]
+    assert "restartPolicy" not in sidecar  # native=false: a plain container
+    env = _env(sidecar)
+    assert env["EMAILSETTINGS_NAME"] == "shop-mail"
+    assert env["EMAILSETTINGS_LISTEN"] == "127.0.0.1:9000"
+    assert env["EMAILSETTINGS_SECRET_SOURCE"] == "api"
+    assert {v["name"] for v in pod["volumes"]} == {"emailsettings-spool", "emailsettings-tmp"}
+    role = next(d for d in docs if d["kind"] == "Role")
+    assert _rules(role) == sorted(
+        [
+            ("", "secrets", "get", "ca"),
+            ("", "secrets", "get", "smtp"),
+            *[
+                ("emailsettings.io", "emailsettings", v, "shop-mail")
+                for v in ("get", "list", "watch")
+            ],
+        ]
+    )

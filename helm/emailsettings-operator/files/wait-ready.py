@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """helm test: wait until an EmailSettings is Ready for its current generation.
 
 Runs in the chart's own image with the standard library only. It lists the one
@@ -24,9 +25,16 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def say(text: str) -> None:
+    """One line to the test pod's log (what `helm test --logs` shows)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def is_ready(obj: dict[str, Any]) -> tuple[bool, str]:
@@ -53,8 +61,7 @@ class Api:
         self.base = f"https://{host}:{port}"
         token_file = os.environ.get("EMAILSETTINGS_TOKEN_FILE", f"{SERVICE_ACCOUNT}/token")
         ca_file = os.environ.get("EMAILSETTINGS_CA_FILE", f"{SERVICE_ACCOUNT}/ca.crt")
-        with open(token_file, encoding="utf-8") as handle:
-            self.token = handle.read().strip()
+        self.token = Path(token_file).read_text(encoding="utf-8").strip()
         self.context = ssl.create_default_context(cafile=ca_file)
 
     def open(self, path: str, query: dict[str, str], timeout: float) -> Any:
@@ -79,10 +86,10 @@ def main() -> int:
                 listing = json.load(response)
             items = listing.get("items") or []
             if not items:
-                print(f"EmailSettings {namespace}/{name} does not exist", flush=True)
+                say(f"EmailSettings {namespace}/{name} does not exist")
                 return 2
             ready, last = is_ready(items[0])
-            print(f"EmailSettings {namespace}/{name}: {last}", flush=True)
+            say(f"EmailSettings {namespace}/{name}: {last}")
             if ready:
                 return 0
             version = listing["metadata"]["resourceVersion"]
@@ -98,20 +105,20 @@ def main() -> int:
                 for line in stream:
                     event = json.loads(line)
                     if event.get("type") == "DELETED":
-                        print(f"EmailSettings {namespace}/{name} was deleted", flush=True)
+                        say(f"EmailSettings {namespace}/{name} was deleted")
                         return 2
                     if event.get("type") == "ERROR":
                         break  # e.g. 410 Gone: list again
                     ready, now = is_ready(event["object"])
                     if now != last:
-                        print(f"EmailSettings {namespace}/{name}: {now}", flush=True)
+                        say(f"EmailSettings {namespace}/{name}: {now}")
                     last = now
                     if ready:
                         return 0
     except urllib.error.HTTPError as error:
-        print(f"the API refused: {error.code} {error.read().decode(errors='replace')}", flush=True)
+        say(f"the API refused: {error.code} {error.read().decode(errors='replace')}")
         return 2
-    print(f"EmailSettings {namespace}/{name} not Ready in time; last: {last}", flush=True)
+    say(f"EmailSettings {namespace}/{name} not Ready in time; last: {last}")
     return 1
 
 

@@ -1,6 +1,6 @@
 {{/*
-The notification sidecar, for an application's pod. Include these named templates from
-your own chart (add this chart as a dependency, or copy this file) — see docs/helm.md.
+The notification sidecar, for an application's pod. This file is self-contained: copy it
+into your own chart's templates/ and include the named templates (docs/helm.md).
 
   initContainers:   # native sidecar (Kubernetes >= 1.29): starts first, stops last
     {{- include "emailsettings-operator.sidecar.container" (dict
@@ -91,7 +91,12 @@ Arguments of both (a dict; only emailSettings and image are required):
   resources:
     {{- toYaml (.resources | default (dict "requests" (dict "cpu" "10m" "memory" "48Mi") "limits" (dict "memory" "128Mi"))) | nindent 4 }}
   securityContext:
-    {{- include "emailsettings-operator.restrictedContainerSecurityContext" . | nindent 4 }}
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+    runAsNonRoot: true
+    capabilities:
+      drop:
+        - ALL
   volumeMounts:
     - name: emailsettings-spool
       mountPath: /var/spool/emailsettings
