@@ -64,7 +64,11 @@ def test_install_upgrade_uninstall_reinstall(fresh: Kubectl, tmp_path: Path) -> 
 
     # First install into a cluster without the CRDs: the custom resources come after
     # them as post-install hooks, already carrying Helm's ownership metadata.
-    _helm(fresh, "install", RELEASE, str(CHART), "--values", str(values))
+    notes = _helm(fresh, "install", RELEASE, str(CHART), "--values", str(values))
+    assert "wait --for=condition=Ready emailsettings/default" in notes
+    assert f"helm test {RELEASE} -n {NAMESPACE}" in notes
+    assert "post-install hook" in notes
+    assert "kopf peering" in notes
     fresh.run("get", "crd/emailsettings.emailsettings.io", "crd/kopfpeerings.kopf.dev")
     settings = fresh.get_json("emailsettings", "default", "-n", NAMESPACE)
     assert settings["spec"]["recipients"]["administrative"] == [
@@ -123,6 +127,7 @@ def test_install_upgrade_uninstall_reinstall(fresh: Kubectl, tmp_path: Path) -> 
     fresh.run("get", "crd/kopfpeerings.kopf.dev")
 
     # Install again: the kept CRDs are adopted, the EmailSettings is a plain object now.
-    _helm(fresh, "install", RELEASE, str(CHART), "--values", str(values))
+    notes = _helm(fresh, "install", RELEASE, str(CHART), "--values", str(values))
+    assert "post-install hook" not in notes
     assert "helm.sh/hook" not in _annotations(fresh, "emailsettings", "default")
     assert {"EmailSettings", "KopfPeering"} <= _kinds(_helm(fresh, "get", "manifest", RELEASE))
