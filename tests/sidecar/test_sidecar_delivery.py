@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from emailsettings.devstack.capture import Mailbox, ReceivedMessage
 from emailsettings.devstack.netutil import free_port
 from emailsettings.devstack.smtp_server import Credentials, SMTPServer
+from emailsettings.sidecar.delivery import TokenBucket
 
 from .helpers import (
     CANARY_PASSWORD,
@@ -238,6 +240,15 @@ async def test_storm_collapses_into_one_message_with_count(
     assert "occurred 5 times" in text.get_content()
     assert "X-EmailSettings-Occurrences" not in by_agent[False]
     assert len(messages) == 2
+    assert smtp.mailbox.logins == 1  # both over one connection
+
+
+async def test_rate_limit_paces_messages() -> None:
+    bucket = TokenBucket(rate=50, burst=1)
+    started = time.monotonic()
+    for _ in range(11):
+        await bucket.acquire()
+    assert time.monotonic() - started >= 10 / 50  # the first is free, then 50 a second
 
 
 async def test_full_spool_answers_503_never_202(

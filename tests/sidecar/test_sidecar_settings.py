@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from emailsettings.devstack.pki import LocalCA
 from emailsettings.devstack.smtp_server import SMTPServer
+from emailsettings.kube import KubeClient, paths
 
 from .helpers import (
+    CANARY_PASSWORD,
     RECIPIENTS,
+    SMTP_USER,
+    Mounts,
     SettingsObject,
     StartSidecar,
     eventually,
@@ -23,6 +30,8 @@ from .helpers import (
 )
 
 pytestmark = [pytest.mark.kube, pytest.mark.smtp]
+
+ERROR = {"category": "error", "event": "error-report", "fields": {"message": "m"}}
 
 
 async def test_each_category_goes_to_its_recipients(
@@ -125,3 +134,85 @@ async def test_held_while_not_ready_then_delivered(
     await settings.apply(spec)
     await settings.set_status(ready=True)
     await held_because("Disabled")
+
+
+async def test_password_and_ca_from_the_api_with_get(
+    settings: SettingsObject,
+    smtp: SMTPServer,
+    kube: KubeClient,
+    sc_namespace: str,
+    local_ca: LocalCA,
+    start_sidecar: StartSidecar,
+    http: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    secrets = paths.core("secrets", sc_namespace)
+    password = base64.b64encode(CANARY_PASSWORD.encode()).decode()
+    ca = base64.b64encode(local_ca.ca_pem).decode()
+    await kube.create(
+        secrets, {"metadata": {"name": "smtp-credentials"}, "data": {"password": password}}
+    )
+    await kube.create(secrets, {"metadata": {"name": "smtp-ca"}, "data": {"ca.crt": ca}})
+    await settings.apply(spec_for(smtp.port))
+    await settings.set_status(ready=True)
+    nowhere = tmp_path / "not-mounted"
+    sidecar = await start_sidecar(secret_source="api", secret_dir=nowhere, ca_dir=nowhere)
+    status, body = await post(
+        http,
+        sidecar.url,
+        ERROR,
+    )
+    assert status == 202
+    await wait_state(http, sidecar.url, body["id"], "delivered")
+    (message,) = await asyncio.to_thread(smtp.mailbox.wait_for, 1)
+    assert message.auth_user == SMTP_USER
+    assert message.tls
+
+
+async def test_missing_password_file_holds_and_says_why(
+    settings: SettingsObject,
+    smtp: SMTPServer,
+    mounts: Mounts,
+    start_sidecar: StartSidecar,
+    http: aiohttp.ClientSession,
+) -> None:
+    (mounts.secret_dir / "password").unlink()
+    await settings.apply(spec_for(smtp.port))
+    await settings.set_status(ready=True)
+    sidecar = await start_sidecar()
+    status, body = await post(
+        http,
+        sidecar.url,
+        ERROR,
+    )
+    assert status == 202
+
+    async def held() -> dict[str, object] | None:
+        _, state = await get_json(http, f"{sidecar.url}/v1/status")
+        settings_state = state["settings"]
+        return settings_state if settings_state["reason"] == "PasswordUnavailable" else None
+
+    reason = await eventually(held, what="PasswordUnavailable")
+    assert "does not exist" in str(reason["message"])
+    assert str(mounts.secret_dir / "password") in str(reason["message"])
+    mounts.write_password(CANARY_PASSWORD)  # the Secret gets mounted (or created) later
+    await wait_state(http, sidecar.url, body["id"], "delivered")
+
+
+async def test_too_old_notifications_are_dead_lettered(
+    settings: SettingsObject,
+    smtp: SMTPServer,
+    start_sidecar: StartSidecar,
+    http: aiohttp.ClientSession,
+) -> None:
+    await settings.apply(spec_for(smtp.port))
+    await settings.set_status(ready=False, reason="AuthenticationFailed")
+    sidecar = await start_sidecar(max_age=0.5)
+    _, body = await post(
+        http,
+        sidecar.url,
+        ERROR,
+    )
+    state = await wait_state(http, sidecar.url, body["id"], "dead_letter")
+    assert state["deadLetterReason"].startswith("Expired: not delivered within 0.5s")
+    assert smtp.mailbox.messages == []

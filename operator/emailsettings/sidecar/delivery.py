@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 MESSAGE_LEVEL = frozenset(
     {Reason.MESSAGE_REJECTED, Reason.SMTPUTF8_NOT_OFFERED, Reason.RECIPIENT_REJECTED}
 )
-HELD_RECHECK_SECONDS = 2.0  # re-read a missing password file this often
+HELD_RECHECK_SECONDS = 1.0  # re-read a missing password file this often
 IDLE_WAKE_SECONDS = 30.0
 
 

@@ -575,7 +575,7 @@ class Spool:
             ).fetchall()
             for nid, _category, attempts, last_error in rows:
                 reason = (
-                    f"Expired: not delivered within {max_age:.0f}s "
+                    f"Expired: not delivered within {max_age:g}s "
                     f"({attempts} attempt(s); last error: {last_error or 'none'})"
                 )
                 _finish_dead(conn, nid, now, reason)
