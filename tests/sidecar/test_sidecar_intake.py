@@ -30,6 +30,7 @@ from schemathesis.checks import (
 from schemathesis.core.result import Ok
 
 from emailsettings.sidecar.intake_http import AppState, make_app
+from emailsettings.sidecar.spool import SpoolUnavailableError
 
 from .helpers import build_state
 
@@ -271,3 +272,30 @@ def test_openapi_document_holds(live_intake: str, mode: schemathesis.GenerationM
             # Nothing to make invalid: the operation takes no input at all.
             assert mode is schemathesis.GenerationMode.NEGATIVE
             assert operation.label in NO_INPUT
+
+
+async def test_broken_spool_answers_503_never_202(tmp_path: Path) -> None:
+    """A spool that cannot be opened (here: a damaged file) refuses with 503 and says why."""
+    directory = tmp_path / "broken"
+    (directory / "spool").mkdir(parents=True)
+    (directory / "spool" / "spool.sqlite3").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(SpoolUnavailableError, match="damaged"):
+        build_state(directory)
+    state = build_state(tmp_path / "fine")
+    state.spool.close()  # a spool that stopped: the writer is gone
+    runner = web.AppRunner(make_app(state), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    base = f"http://{host}:{port}"
+    try:
+        status, body = await send(base, GOOD)
+        assert status == 503
+        assert "not stored" in body["detail"]
+        async with aiohttp.ClientSession() as http, http.get(f"{base}/readyz") as response:
+            ready = await response.json()
+            assert (response.status, ready["reason"]) == (503, "SpoolUnavailable")
+        async with aiohttp.ClientSession() as http, http.get(f"{base}/healthz") as response:
+            assert response.status == 503
+    finally:
+        await runner.cleanup()

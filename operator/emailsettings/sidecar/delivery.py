@@ -196,41 +196,50 @@ class Deliverer:
 
     async def run(self) -> None:
         while not self._stopping:
-            gate = self._gate()
-            if not gate.may_send or gate.spec is None:
-                self.status.state = "held"
-                await self._wait(None)
-                continue
-            now = self._clock()
-            if self.status.backoff_until is not None and self.status.backoff_until > now:
-                self.status.state = "backing-off"
-                await self._wait(self.status.backoff_until - now)
-                continue
             try:
-                due = await self.spool.due(now, self.settings.batch_size)
-                if not due:
-                    self.status.state = "idle"
-                    next_at = await self.spool.next_due_at()
-                    await self._wait(None if next_at is None else next_at - now)
-                    continue
-            except SpoolError as error:
-                self.status.state = "spool-unavailable"
-                log.warning("cannot read the spool: %s", error)
+                await self._step()
+            except Exception:
+                # Never let one bad notification or a bug stop delivery for good.
+                log.exception("delivery step failed; trying again shortly")
+                self._note_error("internal error in delivery; see the sidecar's log")
                 await self._wait(HELD_RECHECK_SECONDS)
-                continue
-            try:
-                endpoint, login = await self._connection_settings(gate.spec)
-            except CredentialError as error:
-                self._credential_problem(error)
-                await self._wait(HELD_RECHECK_SECONDS)
-                continue
-            self.status.state = "delivering"
-            self.status.server = endpoint.address
-            try:
-                await self._deliver_batch(gate, endpoint, login, due)
-            except SpoolError as error:
-                log.warning("cannot record delivery results: %s", error)
-                await self._wait(HELD_RECHECK_SECONDS)
+
+    async def _step(self) -> None:
+        gate = self._gate()
+        if not gate.may_send or gate.spec is None:
+            self.status.state = "held"
+            await self._wait(None)
+            return
+        now = self._clock()
+        if self.status.backoff_until is not None and self.status.backoff_until > now:
+            self.status.state = "backing-off"
+            await self._wait(self.status.backoff_until - now)
+            return
+        try:
+            due = await self.spool.due(now, self.settings.batch_size)
+            if not due:
+                self.status.state = "idle"
+                next_at = await self.spool.next_due_at()
+                await self._wait(None if next_at is None else next_at - now)
+                return
+        except SpoolError as error:
+            self.status.state = "spool-unavailable"
+            log.warning("cannot read the spool: %s", error)
+            await self._wait(HELD_RECHECK_SECONDS)
+            return
+        try:
+            endpoint, login = await self._connection_settings(gate.spec)
+        except CredentialError as error:
+            self._credential_problem(error)
+            await self._wait(HELD_RECHECK_SECONDS)
+            return
+        self.status.state = "delivering"
+        self.status.server = endpoint.address
+        try:
+            await self._deliver_batch(gate, endpoint, login, due)
+        except SpoolError as error:
+            log.warning("cannot record delivery results: %s", error)
+            await self._wait(HELD_RECHECK_SECONDS)
 
     async def _connection_settings(self, spec: EmailSettingsSpec) -> tuple[Endpoint, Login | None]:
         password = await self.credentials.password(spec)
@@ -364,6 +373,18 @@ class Deliverer:
                 Outcome(item.id, now=now, dead_letter_reason=f"ComposeFailed: {error}"),
                 cause="compose",
             )
+            return True
+        except Exception as error:
+            # A bug, not the notification's fault: retry later (max_age bounds it) without
+            # blocking the notifications behind this one.
+            log.exception("cannot build the message for notification %s", item.id)
+            outcome = Outcome(
+                item.id,
+                now=now,
+                error=f"InternalError: cannot build the message ({type(error).__name__})",
+                next_attempt_at=now + self._backoff(item.attempts),
+            )
+            await self._finish(item, outcome, cause="compose")
             return True
         bucket = self._buckets.setdefault(
             session.endpoint.address,
