@@ -60,6 +60,12 @@ async def test_added_notifications_survive_reopen(tmp_path: Path) -> None:
         again.close()
 
 
+async def test_files_are_private(spool: Spool) -> None:
+    await spool.add(submission(), now=1.0, storm_window=0)
+    for path in spool.directory.iterdir():
+        assert path.stat().st_mode & 0o077 == 0, path
+
+
 async def test_concurrent_adds_share_commits(spool: Spool) -> None:
     before = spool.commits
     await asyncio.gather(*(spool.add(submission(n), now=1.0, storm_window=0) for n in range(200)))

@@ -300,6 +300,9 @@ class Spool:
         """Open (or create) the database; raises SpoolUnavailableError when it cannot."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Notifications may carry personal data: owner-only, and SQLite gives its
+            # -wal and -shm files the same mode as the database file.
+            self.path.touch(mode=0o600, exist_ok=True)
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30
             )
