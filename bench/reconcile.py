@@ -35,14 +35,14 @@ async def floor(client: KubeClient, n: int, port: int, user: str, ca_pem: str) -
     await benchstack.prepare_namespace(client, namespace, ca_pem)
     started = time.monotonic()
     await benchstack.bounded(
-        lambda i=i: client.create(paths.core("secrets", namespace), benchstack.secret(f"s{i}", "x"))
-        for i in range(n)
+        lambda i: client.create(paths.core("secrets", namespace), benchstack.secret(f"s{i}", "x")),
+        n,
     )
     await benchstack.bounded(
-        lambda i=i: client.create(
+        lambda i: client.create(
             paths.emailsettings(namespace), benchstack.settings(f"r{i}", port, f"s{i}", user)
-        )
-        for i in range(n)
+        ),
+        n,
     )
     status = {
         "status": {
@@ -60,8 +60,7 @@ async def floor(client: KubeClient, n: int, port: int, user: str, ca_pem: str) -
         }
     }
     await benchstack.bounded(
-        lambda i=i: client.patch(paths.emailsettings_status(namespace, f"r{i}"), status)
-        for i in range(n)
+        lambda i: client.patch(paths.emailsettings_status(namespace, f"r{i}"), status), n
     )
     return time.monotonic() - started
 
@@ -95,8 +94,8 @@ async def measure(n: int, servers: int) -> Report:
                 extra_env={"EMAILSETTINGS_LOG_LEVEL": "WARNING"},
             )
             operator.start()
-            assert operator._process is not None  # noqa: SLF001
-            pid = operator._process.pid  # noqa: SLF001
+            assert operator._process is not None
+            pid = operator._process.pid
             created: dict[str, float] = {}
             ready_at: dict[str, float] = {}
             all_ready = asyncio.Event()
@@ -113,10 +112,10 @@ async def measure(n: int, servers: int) -> Report:
             before = await benchstack.request_counts(client)
             started = time.monotonic()
             await benchstack.bounded(
-                lambda i=i: client.create(
+                lambda i: client.create(
                     paths.core("secrets", namespace), benchstack.secret(f"s{i}", password)
-                )
-                for i in range(n)
+                ),
+                n,
             )
 
             async def create(i: int) -> None:
@@ -124,7 +123,7 @@ async def measure(n: int, servers: int) -> Report:
                 await client.create(paths.emailsettings(namespace), body)
                 created[f"r{i}"] = time.monotonic()
 
-            await benchstack.bounded(lambda i=i: create(i) for i in range(n))
+            await benchstack.bounded(create, n)
             await asyncio.wait_for(all_ready.wait(), timeout=max(120, n * 0.5))
             total = max(ready_at.values()) - started
             latencies = [ready_at[name] - created[name] for name in created]

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from emailsettings.api import API_VERSION, KIND
@@ -22,14 +22,17 @@ def client_for(stack: LocalStack) -> KubeClient:
     return KubeClient(KubeConfig.load(stack.control_plane.kubeconfig), limit=CONCURRENCY * 2)
 
 
-async def bounded(jobs: Iterable[Callable[[], Awaitable[Any]]], limit: int = CONCURRENCY) -> None:
+async def bounded(
+    job: Callable[[int], Awaitable[Any]], count: int, limit: int = CONCURRENCY
+) -> None:
+    """Run job(0..count-1) with at most `limit` in flight."""
     gate = asyncio.Semaphore(limit)
 
-    async def run(job: Callable[[], Awaitable[Any]]) -> None:
+    async def run(index: int) -> None:
         async with gate:
-            await job()
+            await job(index)
 
-    await asyncio.gather(*(run(job) for job in jobs))
+    await asyncio.gather(*(run(index) for index in range(count)))
 
 
 def secret(name: str, password: str) -> dict[str, Any]:
@@ -76,8 +79,8 @@ _METRIC = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\
 
 async def request_counts(client: KubeClient) -> dict[tuple[str, str, str], float]:
     """apiserver_request_total summed by (verb, resource, subresource)."""
-    assert client._session is not None  # noqa: SLF001 - raw text endpoint
-    async with client._session.get("/metrics", headers=client._headers()) as response:  # noqa: SLF001
+    assert client._session is not None
+    async with client._session.get("/metrics", headers=client._headers()) as response:
         text = await response.text()
     counts: dict[tuple[str, str, str], float] = {}
     for line in text.splitlines():
@@ -85,9 +88,11 @@ async def request_counts(client: KubeClient) -> dict[tuple[str, str, str], float
         if not match:
             continue
         labels = dict(part.split("=", 1) for part in match["labels"].split(","))
-        key = tuple(labels.get(k, '""').strip('"') for k in ("verb", "resource", "subresource"))
-        counts[key] = counts.get(key, 0) + float(match["value"])  # type: ignore[index]
-    return counts  # type: ignore[return-value]
+        verb, resource, sub = (
+            labels.get(k, '""').strip('"') for k in ("verb", "resource", "subresource")
+        )
+        counts[verb, resource, sub] = counts.get((verb, resource, sub), 0) + float(match["value"])
+    return counts
 
 
 def delta(
