@@ -88,8 +88,8 @@ async def measure(n: int, servers: int) -> Report:
             namespace = "bench"
             await benchstack.prepare_namespace(client, namespace, ca_pem)
             operator = OperatorProcess(
-                local.control_plane.kubeconfig,
                 local.workdir / "operator.log",
+                kubeconfig=local.control_plane.kubeconfig,
                 namespaces=(namespace,),
                 extra_env={"EMAILSETTINGS_LOG_LEVEL": "WARNING"},
             )
@@ -141,8 +141,8 @@ async def measure(n: int, servers: int) -> Report:
             operator.stop()
             restart_before = await benchstack.request_counts(client)
             operator = OperatorProcess(
-                local.control_plane.kubeconfig,
                 local.workdir / "operator2.log",
+                kubeconfig=local.control_plane.kubeconfig,
                 namespaces=(namespace,),
                 extra_env={"EMAILSETTINGS_LOG_LEVEL": "WARNING"},
             )

@@ -50,8 +50,8 @@ async def measure(rotations: int) -> Report:
                 paths.emailsettings(NAMESPACE), benchstack.settings("r", local.smtp.port, "s", user)
             )
             operator = OperatorProcess(
-                local.control_plane.kubeconfig,
                 local.workdir / "operator.log",
+                kubeconfig=local.control_plane.kubeconfig,
                 namespaces=(NAMESPACE,),
                 extra_env={"EMAILSETTINGS_LOG_LEVEL": "WARNING"},
             )

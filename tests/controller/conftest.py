@@ -37,7 +37,7 @@ def operator(
     """The suite's operator: watches the per-test namespaces (t-*) only, so tests that run
     an operator of their own use namespaces it does not see."""
     log_path = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(control_plane, log_path, namespaces=("t-*",))
+    process = OperatorProcess(log_path, kubeconfig=control_plane, namespaces=("t-*",))
     process.start()
     try:
         yield process

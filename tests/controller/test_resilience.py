@@ -52,7 +52,9 @@ async def test_sigkill_mid_reconcile_converges_without_duplicate_test_messages(
         for body in bodies:
             body["spec"]["verification"]["sendTestMessage"] = True
         kubectl.apply(*bodies)
-        operator = OperatorProcess(control_plane, tmp_path / "op.log", namespaces=(namespace,))
+        operator = OperatorProcess(
+            tmp_path / "op.log", kubeconfig=control_plane, namespaces=(namespace,)
+        )
         operator.start()
         # Wait until test messages are in flight (claimed, held at end of DATA) ...
         await wait_for_status(
@@ -64,7 +66,9 @@ async def test_sigkill_mid_reconcile_converges_without_duplicate_test_messages(
         )
         operator.kill()  # ... and kill the operator in the middle.
         gate.set()
-        restarted = OperatorProcess(control_plane, tmp_path / "op2.log", namespaces=(namespace,))
+        restarted = OperatorProcess(
+            tmp_path / "op2.log", kubeconfig=control_plane, namespaces=(namespace,)
+        )
         restarted.start()
         try:
             for index in range(RESOURCES):

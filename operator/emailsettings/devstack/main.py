@@ -30,7 +30,7 @@ def up() -> int:
         demo.install_crd(kubectl)
         operator_log = stack.workdir / "operator.log"
         print(f"Starting the operator (log: {operator_log})...", flush=True)
-        with OperatorProcess(stack.control_plane.kubeconfig, operator_log):
+        with OperatorProcess(operator_log, kubeconfig=stack.control_plane.kubeconfig):
             demo.apply_examples(
                 kubectl, stack.smtp.port, stack.smtp_credentials, stack.ca.ca_pem.decode()
             )
