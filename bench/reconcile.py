@@ -94,8 +94,7 @@ async def measure(n: int, servers: int) -> Report:
                 extra_env={"EMAILSETTINGS_LOG_LEVEL": "WARNING"},
             )
             operator.start()
-            assert operator._process is not None
-            pid = operator._process.pid
+            pid = operator.pid
             created: dict[str, float] = {}
             ready_at: dict[str, float] = {}
             all_ready = asyncio.Event()
