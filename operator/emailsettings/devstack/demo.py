@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import urllib.request
 from typing import Any
 
 from emailsettings.api import API_VERSION, KIND
@@ -116,3 +117,38 @@ def show_convergence(kubectl: Kubectl, timeout: float = 60) -> None:
                 f"    {condition['type']:<20} {condition['status']:<8} "
                 f"{condition['reason']}: {condition['message']}"
             )
+
+
+SAMPLE_NOTIFICATIONS: tuple[dict[str, Any], ...] = (
+    {
+        "category": "administrative",
+        "event": "agent-out-of-date",
+        "fields": {"agentName": "agent-7", "agentVersion": "1.2", "requiredVersion": "1.4"},
+    },
+    {
+        "category": "error",
+        "event": "error-report",
+        "fields": {"message": "NullReferenceException in ScanScheduler", "errorId": "E-1042"},
+    },
+    {
+        "category": "support",
+        "event": "request-for-assistance",
+        "fields": {"requester": "Dana", "message": "Scans on staging are stuck."},
+    },
+)
+
+
+def send_samples(sidecar_url: str) -> list[str]:
+    """POST one notification per category to the sidecar; returns their ids."""
+    ids = []
+    for notification in SAMPLE_NOTIFICATIONS:
+        request = urllib.request.Request(  # noqa: S310 - the local sidecar
+            f"{sidecar_url}/v1/notifications",
+            data=json.dumps(notification).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            ids.append(json.loads(response.read())["id"])
+        print(f"  {notification['category']:<15} {notification['event']:<25} accepted ({ids[-1]})")
+    return ids

@@ -10,7 +10,7 @@ import sys
 import threading
 
 from emailsettings.devstack import demo
-from emailsettings.devstack.processes import OperatorProcess
+from emailsettings.devstack.processes import OperatorProcess, SidecarProcess
 from emailsettings.devstack.stack import LocalStack
 
 
@@ -35,6 +35,27 @@ def up() -> int:
                 kubectl, stack.smtp.port, stack.smtp_credentials, stack.ca.ca_pem.decode()
             )
             demo.show_convergence(kubectl)
+            secret_dir = stack.workdir / "sidecar" / "smtp-secret"
+            ca_dir = stack.workdir / "sidecar" / "smtp-ca"
+            secret_dir.mkdir(parents=True)
+            ca_dir.mkdir(parents=True)
+            # Stand-ins for the Secret and ConfigMap volumes the chart mounts.
+            (secret_dir / "password").write_text(stack.smtp_credentials.password)
+            (ca_dir / "ca.crt").write_bytes(stack.ca.ca_pem)
+            sidecar = SidecarProcess(
+                stack.workdir / "sidecar.log",
+                kubeconfig=stack.control_plane.kubeconfig,
+                namespace=demo.NAMESPACE,
+                settings_name="good",
+                spool_dir=stack.workdir / "sidecar" / "spool",
+                secret_dir=secret_dir,
+                ca_dir=ca_dir,
+            )
+            sidecar.start()
+            print(f"\nThe sidecar follows EmailSettings demo/good at {sidecar.url}; notifying:")
+            demo.send_samples(sidecar.url)
+            delivered = stack.smtp.mailbox.wait_for(len(demo.SAMPLE_NOTIFICATIONS), timeout=60)
+            print(f"Delivered {len(delivered)} messages; read them in {stack.workdir / 'mail'}/")
             print(
                 f"\nThe stack is up. In another terminal:\n"
                 f"  export KUBECONFIG={stack.control_plane.kubeconfig}\n"
@@ -43,17 +64,21 @@ def up() -> int:
                 f"  kubectl explain emailsettings.spec.smtp\n"
                 f"  kubectl wait --for=condition=Ready emailsettings/good -n {demo.NAMESPACE}\n"
                 f"Fix the wrong password and watch it turn Ready:\n"
-                f"  kubectl create secret generic wrong-credentials -n {demo.NAMESPACE} "
-                f"--from-literal=password='{stack.smtp_credentials.password}' "
-                f"--dry-run=client -o yaml | kubectl apply -f -\n"
+                f"  kubectl patch secret wrong-credentials -n {demo.NAMESPACE} --type=merge -p "
+                f"\"{{\\\"data\\\":{{\\\"password\\\":\\\"$(kubectl get secret smtp-credentials "
+                f"-n {demo.NAMESPACE} -o jsonpath='{{.data.password}}')\\\"}}}}\"\n"
                 f"SMTP server (STARTTLS + AUTH): localhost:{stack.smtp.port}, "
                 f"CA certificate {stack.ca.ca_cert}\n"
                 f"Operator log: {operator_log}\n"
+                f"Send more: emailsettings notify --url {sidecar.url} "
+                "--category support --event request-for-assistance "
+                "--field requester=You --field message=Hello\n"
                 "Press Ctrl-C to stop.",
                 flush=True,
             )
             with contextlib.suppress(KeyboardInterrupt):
                 stop.wait()
+            sidecar.stop()
     print("Stopped.")
     return 0
 

@@ -7,6 +7,7 @@ import enum
 import ssl
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Self
 
 from aiosmtpd.controller import Controller
@@ -59,15 +60,18 @@ class _Handler:
         content = envelope.original_content or envelope.content or b""
         assert isinstance(content, bytes)
         user = session.auth_data
-        self._server.mailbox.add(
-            ReceivedMessage(
-                mail_from=str(envelope.mail_from),
-                rcpt_tos=tuple(envelope.rcpt_tos),
-                data=content,
-                tls=session.ssl is not None,
-                auth_user=user.decode() if isinstance(user, bytes) else user,
-            )
+        received = ReceivedMessage(
+            mail_from=str(envelope.mail_from),
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            data=content,
+            tls=session.ssl is not None,
+            auth_user=user.decode() if isinstance(user, bytes) else user,
         )
+        self._server.mailbox.add(received)
+        if self._server.maildir is not None:
+            self._server.maildir.mkdir(parents=True, exist_ok=True)
+            number = len(self._server.mailbox.messages)
+            (self._server.maildir / f"{number:04d}.eml").write_bytes(content)
         return "250 2.0.0 Message accepted for delivery"
 
 
@@ -88,6 +92,8 @@ class SMTPServer:
     tls_max_version: ssl.TLSVersion | None = None
     # When set, every end-of-DATA waits for this event (tests of in-flight sends).
     data_gate: threading.Event | None = None
+    # When set, every received message is also written there as NNNN.eml, for people to read.
+    maildir: Path | None = None
     _controller: Controller | None = None
 
     def start(self) -> Self:

@@ -32,7 +32,12 @@ class LocalStack:
     def start(self) -> Self:
         self.ca = LocalCA(self.workdir / "smtp-pki", name="emailsettings-devstack-smtp-ca")
         cert = self.ca.issue("smtp", "localhost", "127.0.0.1")
-        self.smtp = SMTPServer(Security.STARTTLS, cert=cert, credentials=self.smtp_credentials)
+        self.smtp = SMTPServer(
+            Security.STARTTLS,
+            cert=cert,
+            credentials=self.smtp_credentials,
+            maildir=self.workdir / "mail",
+        )
         self.smtp.start()
         self.control_plane = ControlPlane(self.workdir / "controlplane", keep_workdir=True)
         self.control_plane.start()
