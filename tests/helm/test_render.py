@@ -412,7 +412,7 @@ def test_sidecar_named_template_wiring(renders: dict[str, Rendered]) -> None:
     assert "emptyDir" in volumes["emailsettings-spool"]
     assert {p["path"] for p in _probes(sidecar)} == {"/healthz", "/readyz"}
     (app,) = pod["containers"]
-    assert _env(app)["EMAILSETTINGS_URL"] == "http://127.0.0.1:8090"
+    assert _env(app)["EMAILSETTINGS_SIDECAR_URL"] == "http://127.0.0.1:8090"
     # passwordFrom=api: nothing mounted, the Role names the Secret instead.
     assert not renders["namespaced-ha"].all("Deployment")[1:]
 
