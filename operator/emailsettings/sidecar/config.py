@@ -8,6 +8,7 @@ Every option has a flag (`--spool-dir`) and an environment variable
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -60,6 +61,22 @@ def listen_address(text: str) -> tuple[str, int]:
         raise ConfigError(f"{text!r} is not host:port")
     host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - an explicit ':port' means all interfaces
     return host, int(port)
+
+
+_DOMAIN = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+_HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")
+
+
+def is_loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def boolean(text: str) -> bool:
@@ -174,6 +191,46 @@ OPTIONS: tuple[Option, ...] = (
         "identical notifications within this window collapse into one message; 0: off",
     ),
     Option("message_id_domain", str, "", "domain of Message-IDs; empty: the sender's domain"),
+    Option(
+        "smtp_listen",
+        str,
+        "",
+        "SMTP intake address, a loopback host:port such as 127.0.0.1:2525; empty: off",
+    ),
+    Option(
+        "smtp_domain",
+        str,
+        "localhost",
+        "local domain of the SMTP intake's aliases administrative@, error@ and support@",
+    ),
+    Option(
+        "smtp_allow_relay",
+        boolean,
+        "false",
+        "relay SMTP intake mail for other addresses as addressed; false: refuse them at RCPT",
+    ),
+    Option(
+        "smtp_category_header",
+        str,
+        "X-Notification-Category",
+        "header whose value (administrative, error, support; comma-separated) adds categories "
+        "to a message taken by SMTP; empty: ignored",
+    ),
+    Option(
+        "smtp_rewrite_from",
+        str,
+        "always",
+        "'always': the From header of relayed mail becomes spec.sender; 'never': kept as sent "
+        "(the envelope sender is always spec.sender)",
+    ),
+    Option("smtp_max_message_bytes", size, "4Mi", "largest message the SMTP intake accepts"),
+    Option("smtp_max_connections", int, "8", "concurrent SMTP intake connections, at most"),
+    Option(
+        "smtp_bare_newline",
+        str,
+        "normalize",
+        "a bare LF or lone CR in SMTP DATA: 'normalize' (to CRLF) or 'reject' (554)",
+    ),
     Option("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR"),
     Option("shutdown_grace", duration, "10s", "time to finish a send in progress on SIGTERM"),
 )
@@ -205,6 +262,14 @@ class SidecarConfig:
     retention: float = 7 * 86400.0
     storm_window: float = 60.0
     message_id_domain: str = ""
+    smtp_listen: str = ""
+    smtp_domain: str = "localhost"
+    smtp_allow_relay: bool = False
+    smtp_category_header: str = "X-Notification-Category"
+    smtp_rewrite_from: str = "always"
+    smtp_max_message_bytes: int = 4 * 1024 * 1024
+    smtp_max_connections: int = 8
+    smtp_bare_newline: str = "normalize"
     log_level: str = "INFO"
     shutdown_grace: float = 10.0
 
@@ -212,8 +277,12 @@ class SidecarConfig:
     def probe_address(self) -> tuple[str, int] | None:
         return listen_address(self.probe_listen) if self.probe_listen.strip() else None
 
+    @property
+    def smtp_address(self) -> tuple[str, int] | None:
+        return listen_address(self.smtp_listen) if self.smtp_listen.strip() else None
+
     def validate(self) -> SidecarConfig:
-        problems = []
+        problems = self._smtp_problems()
         if self.secret_source not in {"file", "api"}:
             problems.append("secret_source must be 'file' or 'api'")
         if self.rate_per_second <= 0 or self.rate_burst < 1 or self.batch_size < 1:
@@ -231,6 +300,34 @@ class SidecarConfig:
         if problems:
             raise ConfigError("; ".join(problems))
         return self
+
+    def _smtp_problems(self) -> list[str]:
+        problems: list[str] = []
+        if self.smtp_listen.strip():
+            host, _ = listen_address(self.smtp_listen)
+            if not is_loopback_host(host):
+                problems.append(
+                    f"smtp_listen must be a loopback address (127.0.0.1, ::1 or localhost), "
+                    f"not {host!r}: the SMTP intake takes mail without authentication"
+                )
+        if not _DOMAIN.fullmatch(self.smtp_domain):
+            problems.append(f"smtp_domain {self.smtp_domain!r} is not a domain name")
+        if self.smtp_category_header and not _HEADER_NAME.fullmatch(self.smtp_category_header):
+            problems.append("smtp_category_header must be a header name (or empty)")
+        if self.smtp_rewrite_from not in {"always", "never"}:
+            problems.append("smtp_rewrite_from must be 'always' or 'never'")
+        if self.smtp_bare_newline not in {"normalize", "reject"}:
+            problems.append("smtp_bare_newline must be 'normalize' or 'reject'")
+        if self.smtp_max_connections < 1:
+            problems.append("smtp_max_connections must be positive")
+        if self.smtp_max_message_bytes < 1024:
+            problems.append("smtp_max_message_bytes must be at least 1024")
+        elif self.smtp_listen.strip() and self.smtp_max_message_bytes > self.spool_max_bytes:
+            problems.append(
+                "smtp_max_message_bytes must be at most spool_max_bytes, or a large message "
+                "could never be stored"
+            )
+        return problems
 
     def resolved_namespace(self) -> str:
         if self.namespace:

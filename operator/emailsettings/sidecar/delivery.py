@@ -18,6 +18,10 @@ What happens on failure:
   notification is dead-lettered; a refused sender is a settings problem and is
   retried until the settings are fixed or the notification is too old;
 - a notification older than `max_age` is dead-lettered by the maintenance loop.
+
+Messages taken by the SMTP intake ("relayed") go the same way; only their bytes
+differ: the stored message with its From rewritten (see relay.py), sent to the
+recipient lists of its categories and the addresses it is relayed to.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 
 from emailsettings.api.conditions import Reason
 from emailsettings.api.models import Category, EmailSettingsSpec
+from emailsettings.sidecar import relay
 from emailsettings.sidecar.compose import ComposeError, Envelope, compose, message_id
 from emailsettings.sidecar.credentials import CredentialError, Credentials
 from emailsettings.sidecar.metrics import Metrics
@@ -77,6 +82,7 @@ class DeliverySettings:
     max_age: float = 86400.0
     retention: float = 7 * 86400.0
     message_id_domain: str = ""
+    rewrite_from: bool = True  # relayed messages: From becomes spec.sender
 
 
 class TokenBucket:
@@ -121,6 +127,24 @@ class DeliveryStatus:
             "lastErrorAt": self.last_error_at,
             "backoffUntil": self.backoff_until,
         }
+
+
+def _categories(item: Due) -> tuple[str, ...]:
+    return item.categories if item.relayed else (item.category,)
+
+
+def _first_recipients(spec: EmailSettingsSpec, item: Due) -> list[str]:
+    """Who gets it at the first attempt: the current recipient lists of its categories,
+    then (relayed messages) the addresses it was sent to as addressed."""
+    result: list[str] = []
+    for category in _categories(item):
+        for address in spec.recipients.for_category(Category(category)):
+            if address not in result:
+                result.append(address)
+    for address in item.relay_to:
+        if address not in result:
+            result.append(address)
+    return result
 
 
 def endpoint_for(spec: EmailSettingsSpec, ca_bundle: str | None) -> Endpoint:
@@ -323,15 +347,17 @@ class Deliverer:
         recipients = (
             list(item.pending_recipients)
             if item.pending_recipients is not None
-            else spec.recipients.for_category(Category(item.category))
+            else _first_recipients(spec, item)
         )
         if not recipients:
+            lists = " and ".join(f"spec.recipients.{c}" for c in _categories(item))
             await self._finish(
                 item,
                 Outcome(
                     item.id,
                     now=now,
-                    dead_letter_reason=f"NoRecipients: spec.recipients.{item.category} is empty",
+                    dead_letter_reason=f"NoRecipients: {lists or 'the recipient list'} "
+                    f"{'are' if ' and ' in lists else 'is'} empty",
                 ),
                 cause="no_recipients",
             )
@@ -341,32 +367,10 @@ class Deliverer:
             self.settings.message_id_domain or spec.sender_address.rpartition("@")[2],
         )
         try:
-            data = compose(
-                Envelope(
-                    sender_address=spec.sender_address,
-                    sender_name=spec.sender_display_name,
-                    recipients=recipients,
-                    message_id=mid,
-                    category=item.category,
-                    event=item.event,
-                    occurrences=item.occurrences,
-                    # The notification's time, so that every attempt is the same message.
-                    date=dt.datetime.fromtimestamp(item.created_at, dt.UTC),
-                    to=item.all_recipients,
-                ),
-                self.renderer.render(
-                    RenderContext(
-                        category=item.category,
-                        event=item.event,
-                        fields=item.fields,
-                        subject=item.subject,
-                        body=item.body,
-                        occurrences=item.occurrences,
-                        first_at=item.first_at,
-                        last_at=item.last_at,
-                    )
-                ),
-            )
+            if item.relayed:
+                data = await self._relayed_bytes(spec, item, mid)
+            else:
+                data = self._compose(spec, item, recipients, mid)
         except ComposeError as error:
             await self._finish(
                 item,
@@ -374,6 +378,8 @@ class Deliverer:
                 cause="compose",
             )
             return True
+        except SpoolError:
+            raise
         except Exception as error:
             # A bug, not the notification's fault: retry later (max_age bounds it) without
             # blocking the notifications behind this one.
@@ -420,6 +426,48 @@ class Deliverer:
             cause="rejected",
         )
         return True
+
+    def _compose(
+        self, spec: EmailSettingsSpec, item: Due, recipients: list[str], mid: str
+    ) -> bytes:
+        return compose(
+            Envelope(
+                sender_address=spec.sender_address,
+                sender_name=spec.sender_display_name,
+                recipients=recipients,
+                message_id=mid,
+                category=item.category,
+                event=item.event,
+                occurrences=item.occurrences,
+                # The notification's time, so that every attempt is the same message.
+                date=dt.datetime.fromtimestamp(item.created_at, dt.UTC),
+                to=item.all_recipients,
+            ),
+            self.renderer.render(
+                RenderContext(
+                    category=item.category,
+                    event=item.event,
+                    fields=item.fields,
+                    subject=item.subject,
+                    body=item.body,
+                    occurrences=item.occurrences,
+                    first_at=item.first_at,
+                    last_at=item.last_at,
+                )
+            ),
+        )
+
+    async def _relayed_bytes(self, spec: EmailSettingsSpec, item: Due, mid: str) -> bytes:
+        stored = await self.spool.raw_message(item.id)
+        if stored is None:
+            raise ComposeError("the stored message is missing")
+        sender = (spec.sender_display_name, spec.sender_address)
+        return relay.for_delivery(
+            stored,
+            sender=sender if self.settings.rewrite_from else None,
+            message_id=mid,
+            occurrences=item.occurrences,
+        )
 
     async def _send_failed(
         self,

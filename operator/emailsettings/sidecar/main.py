@@ -1,6 +1,7 @@
 """`emailsettings-sidecar`: wire the parts together and run until SIGTERM.
 
     follower (watch EmailSettings) --gate--> deliverer <--due-- spool <--202-- HTTP intake
+                                                                      <--250-- SMTP intake
 
 The same Sidecar object runs in tests (in-process) and in the container.
 """
@@ -25,6 +26,7 @@ from emailsettings.sidecar.intake import IntakeRules
 from emailsettings.sidecar.intake_http import AppState, make_app
 from emailsettings.sidecar.metrics import Metrics
 from emailsettings.sidecar.settings_gate import Gate
+from emailsettings.sidecar.smtp_intake import SMTPIntake, SMTPIntakeSettings
 from emailsettings.sidecar.spool import Limits, Spool, SpoolUnavailableError
 from emailsettings.sidecar.templates import Renderer
 
@@ -76,6 +78,7 @@ class Sidecar:
                 max_age=config.max_age,
                 retention=config.retention,
                 message_id_domain=config.message_id_domain,
+                rewrite_from=config.smtp_rewrite_from == "always",
             ),
         )
         self.state = AppState(
@@ -89,6 +92,23 @@ class Sidecar:
             namespace=self.namespace,
             api_error=lambda: self.follower.last_error,
         )
+        self.smtp_intake: SMTPIntake | None = None
+        if config.smtp_address is not None:
+            self.smtp_intake = SMTPIntake(
+                spool=self.spool,
+                metrics=self.metrics,
+                settings=SMTPIntakeSettings(
+                    domain=config.smtp_domain,
+                    allow_relay=config.smtp_allow_relay,
+                    category_header=config.smtp_category_header,
+                    max_message_bytes=config.smtp_max_message_bytes,
+                    max_connections=config.smtp_max_connections,
+                    bare_newline=config.smtp_bare_newline,
+                    storm_window=config.storm_window,
+                ),
+                on_accepted=self.deliverer.wake,
+                accepting=lambda: self.state.accepting,
+            )
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._delivery_task: asyncio.Task[None] | None = None
@@ -105,6 +125,13 @@ class Sidecar:
         return f"http://{host}:{port}"
 
     @property
+    def smtp_address(self) -> tuple[str, int] | None:
+        """Where the SMTP intake listens (its first socket), or None when it is off."""
+        if self.smtp_intake is None or not self.smtp_intake.addresses:
+            return None
+        return self.smtp_intake.addresses[0]
+
+    @property
     def probe_url(self) -> str | None:
         if len(self.addresses) < 2:
             return None
@@ -118,6 +145,14 @@ class Sidecar:
         probe = self.config.probe_address
         if probe is not None:
             await self._serve(make_app(self.state, probes_only=True), *probe)
+        smtp_address = self.config.smtp_address
+        if self.smtp_intake is not None and smtp_address is not None:
+            await self.smtp_intake.start(*smtp_address)
+            log.info(
+                "SMTP intake listening on %s (aliases %s)",
+                ", ".join(f"{h}:{p}" for h, p in self.smtp_intake.addresses),
+                self.smtp_intake.settings.aliases(),
+            )
         self._tasks = [
             asyncio.create_task(self.follower.run(), name="follower"),
             asyncio.create_task(self.deliverer.maintain(), name="maintenance"),
@@ -156,6 +191,9 @@ class Sidecar:
 
     async def stop(self) -> None:
         self.state.accepting = False
+        if self.smtp_intake is not None:
+            # Messages in DATA get their answer (after their commit) before the spool closes.
+            await self.smtp_intake.close(self.config.shutdown_grace)
         self.deliverer.stop()
         if self._delivery_task is not None:
             try:

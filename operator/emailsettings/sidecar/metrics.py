@@ -91,6 +91,38 @@ class Metrics:
             "1 when the spool accepts writes.",
             registry=r,
         )
+        self.smtp_connections = Counter(
+            f"{PREFIX}_smtp_intake_connections",
+            "SMTP intake connections, by result (accepted, refused_not_loopback, refused_busy).",
+            ["result"],
+            registry=r,
+        )
+        self.smtp_messages = Counter(
+            f"{PREFIX}_smtp_intake_messages",
+            "Messages offered to the SMTP intake, by result (accepted, collapsed, too_big, "
+            "line_too_long, bad_content, bad_category_header, spool_full, spool_unavailable, "
+            "shutting_down, error).",
+            ["result"],
+            registry=r,
+        )
+        self.smtp_recipients_refused = Counter(
+            f"{PREFIX}_smtp_intake_refused_addresses",
+            "Addresses the SMTP intake refused at MAIL or RCPT, by reason (relay_denied, "
+            "unknown_alias, invalid, invalid_sender, too_many).",
+            ["reason"],
+            registry=r,
+        )
+        self.smtp_bare_newlines = Counter(
+            f"{PREFIX}_smtp_intake_bare_newlines",
+            "Messages whose bare LF or lone CR line endings were normalized to CRLF.",
+            registry=r,
+        )
+        self.smtp_commit_seconds = Histogram(
+            f"{PREFIX}_smtp_intake_commit_seconds",
+            "Time from the end of DATA to the durable commit (the 250 answer waits for it).",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
         self.settings_usable = Gauge(
             f"{PREFIX}_settings_usable",
             "1 while the followed EmailSettings allow sending.",

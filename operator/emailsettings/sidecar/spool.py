@@ -14,6 +14,12 @@ States of a notification:
 
 Each recipient of a notification has its own delivery row (pending, sent or
 dead_letter), created when the message is first handed to the SMTP server.
+
+A row is either a notification (category, event, fields: rendered at delivery) or
+a relayed message from the SMTP intake (`raw`: the message as accepted, and
+`targets`: the categories whose recipient lists it goes to and the addresses it is
+relayed to as addressed, resolved at the first attempt). Both go through the same
+states, bounds, storm control and delivery rows.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: raw and targets (SMTP intake); version 1 spools are upgraded
 GROUP_COMMIT_MAX = 512  # operations per transaction at most
 
 
@@ -98,13 +104,26 @@ class Submission:
     idempotency_key: str | None = None
     storm_key: str | None = None  # None: never collapsed
     fingerprint: str = ""  # identifies the content for idempotency conflicts
+    # A relayed message (SMTP intake): the message as accepted, the categories whose
+    # recipient lists get it, the addresses it is relayed to as addressed, and its
+    # Message-ID when it had a usable one.
+    raw: bytes | None = None
+    categories: tuple[str, ...] = ()
+    relay_to: tuple[str, ...] = ()
+    message_id: str | None = None
 
     def payload_size(self) -> int:
         return (
             len((self.subject or "").encode())
             + len((self.body or "").encode())
             + len(json.dumps(dict(self.fields)).encode())
+            + (len(self.raw) if self.raw is not None else 0)
         )
+
+    def targets_json(self) -> str | None:
+        if self.raw is None:
+            return None
+        return json.dumps({"categories": list(self.categories), "relayTo": list(self.relay_to)})
 
 
 @dataclass(frozen=True)
@@ -169,6 +188,10 @@ class Due:
     # still waiting (envelope), and everyone it was addressed to (the To header).
     pending_recipients: tuple[str, ...] | None
     all_recipients: tuple[str, ...] = ()
+    # A relayed message (load its bytes with Spool.raw_message): its targets.
+    relayed: bool = False
+    categories: tuple[str, ...] = ()
+    relay_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -235,7 +258,9 @@ CREATE TABLE IF NOT EXISTS notifications (
   last_error TEXT,
   message_id TEXT,
   dead_letter_reason TEXT,
-  finished_at REAL
+  finished_at REAL,
+  raw BLOB,
+  targets TEXT
 );
 CREATE INDEX IF NOT EXISTS notifications_due ON notifications(next_attempt_at, seq)
   WHERE state IN ('queued', 'retrying');
@@ -312,11 +337,12 @@ class Spool:
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA cache_size=-1024")  # 1 MiB page cache: a sidecar's budget
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version > SCHEMA_VERSION:
                 raise SpoolUnavailableError(
                     f"spool schema version {version} is newer than this sidecar understands"
                 )
             conn.executescript(_SCHEMA)
+            _upgrade(conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             integrity = conn.execute("PRAGMA quick_check").fetchone()[0]
             if integrity != "ok":
@@ -486,8 +512,8 @@ class Spool:
         conn.execute(
             "INSERT INTO notifications (id, idempotency_key, fingerprint, category, event, "
             "subject, body, fields, storm_key, size, state, created_at, updated_at, "
-            "next_attempt_at, first_at, last_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+            "next_attempt_at, first_at, last_at, raw, targets, message_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 new_id,
                 sub.idempotency_key,
@@ -504,6 +530,9 @@ class Spool:
                 not_before,
                 now,
                 now,
+                sub.raw,
+                sub.targets_json(),
+                sub.message_id,
             ),
         )
         return Receipt(new_id, State.QUEUED)
@@ -548,6 +577,17 @@ class Spool:
 
     async def due(self, now: float, limit: int) -> list[Due]:
         return await self._submit(lambda conn: _due(conn, now, limit))
+
+    async def raw_message(self, notification_id: str) -> bytes | None:
+        """The stored bytes of a relayed message (loaded one at a time, not with due())."""
+
+        def op(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute(
+                "SELECT raw FROM notifications WHERE id = ?", (notification_id,)
+            ).fetchone()
+            return None if row is None or row[0] is None else bytes(row[0])
+
+        return await self._submit(op)
 
     async def next_due_at(self) -> float | None:
         def op(conn: sqlite3.Connection) -> float | None:
@@ -712,7 +752,8 @@ def _list(
 def _due(conn: sqlite3.Connection, now: float, limit: int) -> list[Due]:
     rows = conn.execute(
         "SELECT id, seq, category, event, subject, body, fields, idempotency_key, occurrences, "
-        "first_at, last_at, created_at, attempts, message_id FROM notifications "
+        "first_at, last_at, created_at, attempts, message_id, raw IS NOT NULL, targets "
+        "FROM notifications "
         "WHERE state IN ('queued', 'retrying') AND next_attempt_at <= ? "
         "ORDER BY next_attempt_at, seq LIMIT ?",
         (now, limit),
@@ -725,6 +766,7 @@ def _due(conn: sqlite3.Connection, now: float, limit: int) -> list[Due]:
             (row[0],),
         ).fetchall()
         recipients = [r for r, state in deliveries if state == DeliveryState.PENDING]
+        targets = json.loads(row[15]) if row[15] else {}
         result.append(
             Due(
                 id=row[0],
@@ -743,9 +785,23 @@ def _due(conn: sqlite3.Connection, now: float, limit: int) -> list[Due]:
                 message_id=row[13],
                 pending_recipients=tuple(recipients) if deliveries else None,
                 all_recipients=tuple(r for r, _ in deliveries),
+                relayed=bool(row[14]),
+                categories=tuple(targets.get("categories", ())),
+                relay_to=tuple(targets.get("relayTo", ())),
             )
         )
     return result
+
+
+_ADDED_COLUMNS = (("raw", "BLOB"), ("targets", "TEXT"))
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring a version 1 spool (no SMTP intake columns) to the current schema."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(notifications)")}
+    for name, kind in _ADDED_COLUMNS:
+        if name not in present:
+            conn.execute(f"ALTER TABLE notifications ADD COLUMN {name} {kind}")
 
 
 def _finish_dead(conn: sqlite3.Connection, nid: str, now: float, reason: str) -> State:
