@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV_BIN := .venv/bin
 BIN_DIR = $(shell bash hack/build-binaries.sh)
 
-.PHONY: test run lint binaries env clean
+.PHONY: test run lint binaries env clean system-packages
 
 env: $(UV)
 	$(UV) sync --locked --extra devstack
@@ -18,15 +18,18 @@ $(UV):
 binaries:
 	bash hack/build-binaries.sh
 
+system-packages:  # swaks and Postfix's tools (SMTP intake tests); skipped with a warning without root
+	bash hack/install-system-packages.sh
+
 lint: env
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
 	$(VENV_BIN)/mypy
 
-test: env binaries lint
+test: env binaries system-packages lint
 	EMAILSETTINGS_BIN_DIR="$(BIN_DIR)" $(VENV_BIN)/pytest $(PYTEST_ARGS)
 
-run: env binaries
+run: env binaries system-packages
 	EMAILSETTINGS_BIN_DIR="$(BIN_DIR)" $(VENV_BIN)/emailsettings-devstack up
 
 clean:

@@ -137,3 +137,35 @@ def non_loopback_ipv4() -> str | None:
         if not ipaddress.ip_address(candidate).is_loopback:
             return candidate
     return None
+
+
+# Sequences that some servers took for the end of DATA (the "SMTP smuggling" of 2023):
+# whatever follows them would become a second message at such a server.
+SMUGGLE = {
+    "LF": b"\n.\nMAIL FROM:<evil@example.org>\nRCPT TO:<error@localhost>\nDATA\n"
+    b"Subject: smuggled\n\nsmuggled body\n.\n",
+    "CR": b"\r.\rMAIL FROM:<evil@example.org>\rRCPT TO:<error@localhost>\rDATA\r"
+    b"Subject: smuggled\r\rsmuggled body\r.\r",
+    "LF-CRLF": b"\n.\r\nMAIL FROM:<evil@example.org>\r\nRCPT TO:<error@localhost>\r\nDATA\r\n"
+    b"Subject: smuggled\r\n\r\nsmuggled body\r\n",
+    "CRLF-LF": b"\r\n.\nMAIL FROM:<evil@example.org>\nRCPT TO:<error@localhost>\nDATA\n"
+    b"Subject: smuggled\n\nsmuggled body\n",
+    "CRLF-CR": b"\r\n.\rMAIL FROM:<evil@example.org>\rRCPT TO:<error@localhost>\rDATA\r"
+    b"Subject: smuggled\r\rsmuggled body\r",
+}
+
+
+def smuggle(port: int, variant: bytes) -> list[str]:
+    """One DATA with a smuggling attempt inside, then the real end, then QUIT."""
+    raw = RawSession(port)
+    try:
+        answers = [raw.command(b"EHLO app.test")]
+        answers.append(raw.command(b"MAIL FROM:<app@localhost>"))
+        answers.append(raw.command(b"RCPT TO:<administrative@localhost>"))
+        answers.append(raw.command(b"DATA"))
+        raw.send_raw(b"Subject: innocent\r\n\r\nhello" + variant + b"\r\n.\r\n")
+        answers.append(raw.reply())
+        answers.append(raw.command(b"QUIT"))
+        return answers
+    finally:
+        raw.close()
