@@ -15,7 +15,7 @@ import pytest
 
 from emailsettings.sidecar import relay
 from emailsettings.sidecar.compose import ComposeError
-from emailsettings.sidecar.config import ConfigError, SidecarConfig, load
+from emailsettings.sidecar.config import OPTIONS, ConfigError, SidecarConfig, load
 from emailsettings.sidecar.metrics import Metrics
 from emailsettings.sidecar.smtp_intake import (
     SMTPIntake,
@@ -568,3 +568,11 @@ async def test_a_version_1_spool_is_upgraded_in_place(tmp_path: Path) -> None:
         assert len(await spool.due(now=1e12, limit=10)) == 2
     finally:
         spool.close()
+
+
+def test_every_smtp_option_is_documented() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "sidecar.md").read_text()
+    smtp_options = [o for o in OPTIONS if o.name.startswith("smtp_")]
+    assert len(smtp_options) == 8
+    for option in smtp_options:
+        assert f"| `{option.flag}` | `{option.env}` |" in docs, option.env
