@@ -138,7 +138,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return problem(error.status, error.reason or error.text or "error")
+        response = problem(error.status, error.reason or error.text or "error")
+        if "Allow" in error.headers:  # RFC 9110: a 405 says which methods are allowed
+            response.headers["Allow"] = error.headers["Allow"]
+        return response
     except Exception:
         log.exception("unexpected error handling %s %s", request.method, request.path)
         return problem(500, "unexpected error; see the sidecar's log")
