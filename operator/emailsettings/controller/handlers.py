@@ -33,6 +33,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.client_timeout = 330
     settings.watching.reconnect_backoff = 1.0
     settings.networking.request_timeout = 60
+    # Scanning namespaces and CRDs needs list/watch on both; only namespace globs need it.
+    settings.scanning.disabled = not any(
+        char in namespace for namespace in CONFIG.namespaces for char in "*?["
+    )
     if CONFIG.peering:
         settings.peering.name = CONFIG.peering
         settings.peering.priority = CONFIG.priority
