@@ -34,6 +34,14 @@ def swaks(port: int, *args: str, host: str = "127.0.0.1") -> subprocess.Complete
     )
 
 
+def smtp_source_path() -> str:
+    """Postfix's SMTP load generator (package postfix, in /usr/sbin)."""
+    found = shutil.which("smtp-source") or shutil.which("smtp-source", path="/usr/sbin")
+    if found is None:
+        pytest.skip("smtp-source is not installed: run hack/install-system-packages.sh")
+    return found
+
+
 @dataclass(frozen=True)
 class Sent:
     code: int

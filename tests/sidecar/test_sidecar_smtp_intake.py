@@ -168,6 +168,21 @@ async def test_relay_as_addressed_and_from_kept_when_configured(
     assert got.mail_from == "notifier@example.com"  # the envelope sender always
     assert str(parsed(got)["From"]) == "App <app@localhost>"  # kept, as configured
 
+    # The same per-recipient dead letters as notifications: the server refuses one address.
+    smtp.reject_recipients.add("gone@example.org")
+    bounced = await asyncio.to_thread(
+        send,
+        smtp_port(sidecar),
+        ["gone@example.org", "error@localhost"],
+        message("partly refused", to="gone@example.org"),
+    )
+    view = await wait_state(http, sidecar.url, bounced.queue_id, "partially_delivered")
+    states = {d["recipient"]: (d["state"], d["lastCode"]) for d in view["deliveries"]}
+    assert states == {
+        **dict.fromkeys(RECIPIENTS["error"], ("sent", 250)),
+        "gone@example.org": ("dead_letter", 550),
+    }
+
 
 async def test_upstream_down_then_up(
     settings: SettingsObject,

@@ -32,6 +32,7 @@ from .smtp_clients import (
     message,
     non_loopback_ipv4,
     send,
+    smtp_source_path,
     smuggle,
     swaks,
 )
@@ -406,6 +407,25 @@ async def test_swaks_pipelining_session(start_intake: StartIntake) -> None:
     (item,) = await harness.due()
     assert item.categories == ("support", "error")
     assert b"Subject: pipelined" in await harness.raw(item)
+
+
+async def test_postfix_smtp_source_concurrent_sessions(start_intake: StartIntake) -> None:
+    harness = await start_intake()
+    commits = harness.spool.commits
+    process = await asyncio.create_subprocess_exec(
+        smtp_source_path(),
+        *("-c", "-m", "40", "-s", "8", "-S", "load", "-f", "app@localhost"),
+        *("-t", "error@localhost", f"127.0.0.1:{harness.port}"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, output.decode()
+    due = await harness.due()
+    assert len(due) == 40
+    assert {d.categories for d in due} == {("error",)}
+    # Eight sessions at once: their DATA completions shared commits.
+    print(f"40 messages from 8 concurrent sessions: {harness.spool.commits - commits} commits")
 
 
 async def test_storm_of_identical_messages_collapses(start_intake: StartIntake) -> None:

@@ -51,6 +51,8 @@ from emailsettings.sidecar.spool import (
 )
 
 log = logging.getLogger(__name__)
+# aiosmtpd logs every command (addresses included) at INFO; keep that for DEBUG runs.
+AIOSMTPD_LOG = logging.getLogger("mail.log")
 
 CATEGORIES = ("administrative", "error", "support")
 POSTMASTER = "postmaster"  # RFC 5321 4.5.1: must be accepted; goes to the administrators
@@ -341,6 +343,8 @@ class SMTPIntake:
         self.addresses: list[tuple[str, int]] = []
 
     async def start(self, host: str, port: int) -> list[tuple[str, int]]:
+        if AIOSMTPD_LOG.level == logging.NOTSET and not log.isEnabledFor(logging.DEBUG):
+            AIOSMTPD_LOG.setLevel(logging.WARNING)
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
             lambda: IntakeSMTP(
