@@ -65,7 +65,7 @@ def up() -> int:
                 f"  kubectl wait --for=condition=Ready emailsettings/good -n {demo.NAMESPACE}\n"
                 f"Fix the wrong password and watch it turn Ready:\n"
                 f"  kubectl patch secret wrong-credentials -n {demo.NAMESPACE} --type=merge -p "
-                f"\"{{\\\"data\\\":{{\\\"password\\\":\\\"$(kubectl get secret smtp-credentials "
+                f'"{{\\"data\\":{{\\"password\\":\\"$(kubectl get secret smtp-credentials '
                 f"-n {demo.NAMESPACE} -o jsonpath='{{.data.password}}')\\\"}}}}\"\n"
                 f"SMTP server (STARTTLS + AUTH): localhost:{stack.smtp.port}, "
                 f"CA certificate {stack.ca.ca_cert}\n"
