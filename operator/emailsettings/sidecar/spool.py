@@ -304,6 +304,24 @@ class _Op:
     error: BaseException | None = None
 
 
+@dataclass
+class _Bounds:
+    """Upper bounds of what the limits count; kept by the writer thread.
+
+    Only add() inserts rows. Every other operation leaves the pending count, the
+    pending bytes and the row count as they are or lowers them (delivery, expiry,
+    purge), and execute() forgets the bounds. So after one exact count, adding what
+    add() inserts keeps these at or above the true values: within the limits by
+    them means within the limits. Counting exactly scans the table, which made
+    every add slower as the backlog grew; now it runs only when a bound reaches a
+    limit.
+    """
+
+    pending: int
+    pending_bytes: int
+    rows: int
+
+
 class Spool:
     """Async front of the SQLite spool; all SQL runs on the writer thread."""
 
@@ -318,6 +336,7 @@ class Spool:
         self.opened_once = False
         self.last_error: str | None = None
         self.commits = 0  # transactions committed (group-commit visibility for tests)
+        self._bounds: _Bounds | None = None
 
     # lifecycle -----------------------------------------------------------
 
@@ -352,6 +371,7 @@ class Spool:
             self.last_error = describe_sqlite_error(error)
             raise SpoolUnavailableError(self.last_error) from error
         self._conn = conn
+        self._bounds = None
         self.healthy = True
         self.opened_once = True
         self._thread = threading.Thread(target=self._run, name="spool-writer", daemon=True)
@@ -505,6 +525,7 @@ class Spool:
                             now,
                         ),
                     )
+                    self._added(pending_bytes=None)
                     return Receipt(new_id, State.COLLAPSED, collapsed_into=leader_id)
                 # The leader already went out: gather the rest of the storm into one
                 # message held until the leader's window closes.
@@ -535,9 +556,33 @@ class Spool:
                 sub.message_id,
             ),
         )
+        self._added(pending_bytes=sub.payload_size())
         return Receipt(new_id, State.QUEUED)
 
+    def _added(self, *, pending_bytes: int | None) -> None:
+        """Count an inserted row into the bounds; None: a row that is not pending."""
+        bounds = self._bounds
+        if bounds is None:
+            return
+        bounds.rows += 1
+        if pending_bytes is not None:
+            bounds.pending += 1
+            bounds.pending_bytes += pending_bytes
+
     def _check_limits(self, conn: sqlite3.Connection, size: int) -> None:
+        limits, bounds = self.limits, self._bounds
+        if (
+            bounds is not None
+            and bounds.pending < limits.max_pending
+            and bounds.pending_bytes + size <= limits.max_pending_bytes
+            and bounds.rows < limits.max_rows
+        ):
+            return
+        self._bounds = None
+        self._bounds = self._count_limits(conn, size)
+
+    def _count_limits(self, conn: sqlite3.Connection, size: int) -> _Bounds:
+        """Count exactly; raise SpoolFullError beyond a limit, else return the counts."""
         count, total = conn.execute(
             "SELECT count(*), coalesce(sum(size), 0) FROM notifications "
             "WHERE state IN ('queued', 'retrying')"
@@ -566,6 +611,7 @@ class Spool:
                     f"the spool is full: {rows} notifications stored (limit "
                     f"{self.limits.max_rows}); retry later"
                 )
+        return _Bounds(count, total, rows)
 
     async def get(self, notification_id: str) -> NotificationView | None:
         return await self._submit(lambda conn: _get(conn, notification_id))
@@ -672,7 +718,12 @@ class Spool:
 
     async def execute(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn on the writer thread inside a transaction (tests and maintenance)."""
-        return await self._submit(fn)
+
+        def op(conn: sqlite3.Connection) -> T:
+            self._bounds = None  # fn may insert anything: count exactly next time
+            return fn(conn)
+
+        return await self._submit(op)
 
 
 def _settle(op: _Op) -> None:
