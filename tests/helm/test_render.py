@@ -402,6 +402,8 @@ def test_sidecar_named_template_wiring(renders: dict[str, Rendered]) -> None:
     assert env["EMAILSETTINGS_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["EMAILSETTINGS_LISTEN"] == "127.0.0.1:8090"
     assert env["EMAILSETTINGS_SECRET_SOURCE"] == "file"
+    # The SMTP intake is off in the sidecar itself and on in the chart's wiring, on loopback.
+    assert env["EMAILSETTINGS_SMTP_LISTEN"] == "127.0.0.1:2525"
     mounts = {m["name"]: m["mountPath"] for m in sidecar["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert mounts["emailsettings-smtp-secret"] == env["EMAILSETTINGS_SECRET_DIR"]
@@ -415,6 +417,36 @@ def test_sidecar_named_template_wiring(renders: dict[str, Rendered]) -> None:
     assert _env(app)["EMAILSETTINGS_SIDECAR_URL"] == "http://127.0.0.1:8090"
     # passwordFrom=api: nothing mounted, the Role names the Secret instead.
     assert not renders["namespaced-ha"].all("Deployment")[1:]
+
+
+def test_sidecar_smtp_intake_can_be_turned_off(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "emailSettings": {
+                    "create": True,
+                    "smtp": {"host": "mail.example.com"},
+                    "sender": "n@example.com",
+                    "recipients": {"administrative": "a@example.com"},
+                },
+                "sidecar": {
+                    "rbac": {"create": True},
+                    "exampleWorkload": {"enabled": True},
+                    "smtpPort": 0,
+                },
+            }
+        )
+    )
+    text = helm("template", "off", str(CHART), "--values", str(values))
+    containers = [
+        container
+        for doc in yaml.safe_load_all(text)
+        if doc and doc["kind"] == "Deployment"
+        for container in doc["spec"]["template"]["spec"].get("initContainers", [])
+    ]
+    assert containers
+    assert all("EMAILSETTINGS_SMTP_LISTEN" not in _env(c) for c in containers)
 
 
 def _probes(container: dict[str, Any]) -> list[dict[str, Any]]:

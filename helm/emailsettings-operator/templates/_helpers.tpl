@@ -234,6 +234,7 @@ In cluster mode kopf watches cluster-wide (no namespace listing, no CRD reads).
   "caBundle" $ca
   "port" .Values.sidecar.port
   "probePort" .Values.sidecar.probePort
+  "smtpPort" .Values.sidecar.smtpPort
   "resources" .Values.sidecar.resources
   "spoolSizeLimit" .Values.sidecar.spoolSizeLimit) -}}
 {{- end -}}

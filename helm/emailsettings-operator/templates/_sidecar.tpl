@@ -24,6 +24,8 @@ Arguments of both (a dict; only emailSettings and image are required):
   port            notification API on 127.0.0.1 (default 8090): the app posts to
                   http://127.0.0.1:<port>/v1/notifications
   probePort       /healthz, /readyz and /metrics on all interfaces (default 8091)
+  smtpPort        SMTP intake on 127.0.0.1 (default 2525; 0 turns it off): applications that
+                  already send mail use host 127.0.0.1, this port, no TLS and no AUTH
   resources       container resources
   native          true (default): render restartPolicy: Always, for initContainers;
                   false: a plain container for spec.containers
@@ -35,6 +37,7 @@ Arguments of both (a dict; only emailSettings and image are required):
 {{- define "emailsettings-operator.sidecar.container" -}}
 {{- $port := .port | default 8090 | int -}}
 {{- $probePort := .probePort | default 8091 | int -}}
+{{- $smtpPort := ternary 2525 .smtpPort (kindIs "invalid" .smtpPort) | int -}}
 {{- $passwordFrom := .passwordFrom | default "file" -}}
 - name: emailsettings-sidecar
   image: {{ required "emailsettings-operator.sidecar.container: image is required" .image }}
@@ -64,6 +67,12 @@ Arguments of both (a dict; only emailSettings and image are required):
       value: /etc/emailsettings/smtp-ca
     - name: EMAILSETTINGS_TEMPLATES_DIR
       value: /etc/emailsettings/templates
+    {{- if gt $smtpPort 0 }}
+    - name: EMAILSETTINGS_SMTP_LISTEN
+      value: "127.0.0.1:{{ $smtpPort }}"
+    {{- end }}
+    - name: PYTHONOPTIMIZE  # drops docstrings and asserts: a few MiB less resident memory
+      value: "2"
   ports:
     - name: es-probes
       containerPort: {{ $probePort }}
