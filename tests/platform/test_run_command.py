@@ -38,9 +38,9 @@ def test_run_command_converges_delivers_and_its_advice_works(tmp_path: Path) -> 
         )
         text = output.read_text()
         assert process.poll() is None, text
-        assert "Delivered 3 messages" in text
+        assert "Delivered 4 messages" in text
         mail_dir = Path(re.search(r"read them in (\S+)/", text)[1])  # type: ignore[index]
-        assert len(list(mail_dir.glob("*.eml"))) == 3
+        assert len(list(mail_dir.glob("*.eml"))) == 4
         kubeconfig = re.search(r"export KUBECONFIG=(\S+)", text)[1]  # type: ignore[index]
         assert "AuthenticationFailed" in text
         assert "SecretNotFound" in text

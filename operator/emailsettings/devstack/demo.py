@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import json
+import smtplib
 import time
 import urllib.request
+from email.message import EmailMessage
 from typing import Any
 
 from emailsettings.api import API_VERSION, KIND
@@ -152,3 +154,15 @@ def send_samples(sidecar_url: str) -> list[str]:
             ids.append(json.loads(response.read())["id"])
         print(f"  {notification['category']:<15} {notification['event']:<25} accepted ({ids[-1]})")
     return ids
+
+
+def send_over_smtp(port: int) -> None:
+    """An application that already sends mail: plain SMTP to the sidecar, no password."""
+    message = EmailMessage()
+    message["From"] = "legacy-app@example.com"
+    message["To"] = "support@localhost"
+    message["Subject"] = "Scan running longer than expected"
+    message.set_content("Scan 4711 has been running for 9 hours.")
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.send_message(message)
+    print(f"  over SMTP      to support@localhost        accepted (127.0.0.1:{port})")

@@ -10,6 +10,7 @@ import sys
 import threading
 
 from emailsettings.devstack import demo
+from emailsettings.devstack.netutil import free_port
 from emailsettings.devstack.processes import OperatorProcess, SidecarProcess
 from emailsettings.devstack.stack import LocalStack
 
@@ -50,11 +51,14 @@ def up() -> int:
                 spool_dir=stack.workdir / "sidecar" / "spool",
                 secret_dir=secret_dir,
                 ca_dir=ca_dir,
+                smtp_port=free_port(),
             )
             sidecar.start()
             print(f"\nThe sidecar follows EmailSettings demo/good at {sidecar.url}; notifying:")
             demo.send_samples(sidecar.url)
-            delivered = stack.smtp.mailbox.wait_for(len(demo.SAMPLE_NOTIFICATIONS), timeout=60)
+            assert sidecar.smtp_port is not None
+            demo.send_over_smtp(sidecar.smtp_port)
+            delivered = stack.smtp.mailbox.wait_for(len(demo.SAMPLE_NOTIFICATIONS) + 1, timeout=60)
             print(f"Delivered {len(delivered)} messages; read them in {stack.workdir / 'mail'}/")
             print(
                 f"\nThe stack is up. In another terminal:\n"
@@ -73,6 +77,8 @@ def up() -> int:
                 f"Send more: emailsettings notify --url {sidecar.url} "
                 "--category support --event request-for-assistance "
                 "--field requester=You --field message=Hello\n"
+                f"  or over SMTP: swaks --server 127.0.0.1:{sidecar.smtp_port} "
+                "--to error@localhost --from app@example.com\n"
                 "Press Ctrl-C to stop.",
                 flush=True,
             )

@@ -137,6 +137,7 @@ class SidecarProcess(ChildProcess):
     ca_dir: Path | None = None
     listen_port: int = field(default_factory=free_port)
     probe_port: int = field(default_factory=free_port)
+    smtp_port: int | None = None  # the SMTP intake, off unless set
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -159,6 +160,7 @@ class SidecarProcess(ChildProcess):
             "EMAILSETTINGS_SECRET_DIR": str(self.secret_dir),
             "EMAILSETTINGS_CA_DIR": str(self.ca_dir or ""),
             "EMAILSETTINGS_TEMPLATES_DIR": "",
+            "EMAILSETTINGS_SMTP_LISTEN": f"127.0.0.1:{self.smtp_port}" if self.smtp_port else "",
             **self.extra_env,
         }
 
