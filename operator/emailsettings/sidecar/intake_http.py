@@ -237,6 +237,10 @@ async def get_notification(request: web.Request) -> web.Response:
 
 async def list_notifications(request: web.Request) -> web.Response:
     state = _state(request)
+    raw_parts = [part for part in request.rel_url.raw_query_string.split("&") if part]
+    if any(part.split("=", 1)[0] == "" for part in raw_parts):
+        # The query parser drops nameless parameters; they are still malformed requests.
+        return problem(400, "a query parameter has no name", field_name="query")
     unknown = sorted(set(request.query) - {"state", "limit"})
     if unknown:
         return problem(
