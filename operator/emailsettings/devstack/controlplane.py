@@ -65,10 +65,14 @@ class ControlPlane:
         return self.workdir / f"{name}.log"
 
     def start(self) -> Self:
-        self._write_pki()
-        self._start_etcd()
-        self.start_apiserver()
-        self._write_kubeconfig()
+        try:
+            self._write_pki()
+            self._start_etcd()
+            self.start_apiserver()
+            self._write_kubeconfig()
+        except BaseException:
+            self.stop()  # never leave a half-started etcd or API server behind
+            raise
         return self
 
     def stop(self) -> None:

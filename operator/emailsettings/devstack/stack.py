@@ -30,6 +30,13 @@ class LocalStack:
         return Kubectl(self.control_plane.kubeconfig)
 
     def start(self) -> Self:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Self:
         self.ca = LocalCA(self.workdir / "smtp-pki", name="emailsettings-devstack-smtp-ca")
         cert = self.ca.issue("smtp", "localhost", "127.0.0.1")
         self.smtp = SMTPServer(
