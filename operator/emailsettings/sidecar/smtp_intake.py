@@ -60,6 +60,10 @@ MAX_RECIPIENTS = 100
 MAX_ADDRESS = 254
 EVENT = "smtp"  # the event shown for relayed messages in the API
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
+# "<local@domain>" with a dot-atom local part and a plain domain: the common MAIL FROM /
+# RCPT TO argument, whose address is its own text. Anything else takes aiosmtpd's parser.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ANGLE_ADDR = re.compile(rf"<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>")
 
 
 @dataclass(frozen=True)
@@ -275,6 +279,27 @@ class IntakeSMTP(SMTP):
 
     def _create_envelope(self) -> IntakeEnvelope:
         return IntakeEnvelope()
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's address parser, without its cost for a plain <local@domain>.
+
+        aiosmtpd parses with the email package's header parser, about a fifth of the
+        time to take a message. For a plain address the result is the text between
+        the brackets and the parameters after it, which is what this returns; any
+        other form (quoting, comments, literals, non-ASCII, <>) goes to aiosmtpd.
+        """
+        match = _PLAIN_ANGLE_ADDR.match(arg)
+        if match is not None:
+            tail = arg[match.end() :]
+            rest = tail.lstrip(" \t")
+            if (not tail or rest != tail) and not rest.startswith("("):
+                address = match.group(1)
+                local_part = address.rpartition("@")[0]
+                if self.local_part_limit and len(local_part) > self.local_part_limit:
+                    return None, None
+                return address, rest
+        result: tuple[str | None, str | None] = super()._getaddr(arg)
+        return result
 
     async def _handle_client(self) -> None:
         intake = self._intake
