@@ -65,10 +65,11 @@ async def floor(client: KubeClient, n: int, port: int, user: str, ca_pem: str) -
     return time.monotonic() - started
 
 
-async def measure(n: int, servers: int) -> Report:
+async def measure(n: int, servers: int, rate: float) -> Report:
+    paced = f" --rate {rate:g}" if rate else ""
     report = Report(
-        f"reconcile-n{n}-servers{servers}",
-        f".venv/bin/python -m bench.reconcile --n {n} --servers {servers}",
+        f"reconcile-n{n}-servers{servers}" + (f"-rate{rate:g}" if rate else ""),
+        f".venv/bin/python -m bench.reconcile --n {n} --servers {servers}{paced}",
     )
     with LocalStack() as local, ExitStack() as extra:
         assert local.smtp is not None and local.ca is not None and local.control_plane is not None
@@ -109,6 +110,7 @@ async def measure(n: int, servers: int) -> Report:
 
             watcher = asyncio.create_task(watch())
             before = await benchstack.request_counts(client)
+            cpu_at_start = cpu_seconds(pid)
             started = time.monotonic()
             await benchstack.bounded(
                 lambda i: client.create(
@@ -117,14 +119,19 @@ async def measure(n: int, servers: int) -> Report:
                 n,
             )
 
+            create_started = time.monotonic()
+
             async def create(i: int) -> None:
+                if rate:  # paced: a steady arrival rate instead of a burst
+                    await asyncio.sleep(max(0.0, create_started + i / rate - time.monotonic()))
                 body = benchstack.settings(f"r{i}", smtp[i % servers].port, f"s{i}", user)
                 await client.create(paths.emailsettings(namespace), body)
                 created[f"r{i}"] = time.monotonic()
 
-            await benchstack.bounded(create, n)
+            await benchstack.bounded(create, n, limit=n if rate else benchstack.CONCURRENCY)
             await asyncio.wait_for(all_ready.wait(), timeout=max(120, n * 0.5))
             total = max(ready_at.values()) - started
+            busy_cpu = cpu_seconds(pid) - cpu_at_start
             latencies = [ready_at[name] - created[name] for name in created]
             after_ready = await benchstack.request_counts(client)
 
@@ -167,6 +174,7 @@ async def measure(n: int, servers: int) -> Report:
 
         report.add("resources", n)
         report.add("SMTP servers", servers)
+        report.add("creation", f"paced at {rate:g}/s" if rate else "burst, 32 concurrent")
         report.add("all Ready (s)", total, "s")
         report.add("floor: same creates + N direct status patches (s)", floor_seconds, "s")
         report.add("ratio to floor", total / floor_seconds, "x")
@@ -185,6 +193,7 @@ async def measure(n: int, servers: int) -> Report:
             "SMTP logins caused by the restart",
             sum(s.mailbox.logins for s in smtp) - logins_before_restart,
         )
+        report.add("operator CPU per resource while converging (ms)", busy_cpu / n * 1000, "ms")
         report.add("operator RSS idle (MB)", rss, "MB")
         report.add("operator CPU idle (cores)", idle_cpu)
     return report
@@ -194,8 +203,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--servers", type=int, default=1)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="create resources at this rate per second (0: burst)",
+    )
     args = parser.parse_args()
-    asyncio.run(measure(args.n, args.servers)).emit()
+    asyncio.run(measure(args.n, args.servers, args.rate)).emit()
 
 
 if __name__ == "__main__":

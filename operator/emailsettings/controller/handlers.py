@@ -71,8 +71,11 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await client.close()
 
 
+# The event handlers are async on purpose: kopf runs sync handlers in a thread pool,
+# which costs a thread hop per event and would touch the asyncio work queue from
+# another thread.
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def emailsettings_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def emailsettings_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     reconciler: Reconciler = memo.reconciler
     body = event["object"]
     meta = body["metadata"]
@@ -83,12 +86,12 @@ def emailsettings_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None
 
 
 @kopf.on.event("", "v1", "secrets")
-def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     _referenced_object_event("Secret", event, memo)
 
 
 @kopf.on.event("", "v1", "configmaps")
-def configmap_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def configmap_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     _referenced_object_event("ConfigMap", event, memo)
 
 
