@@ -29,9 +29,10 @@ def _ready(body: dict[str, Any]) -> bool:
     )
 
 
-async def floor(client: KubeClient, n: int, port: int, user: str, ca_pem: str) -> float:
+async def floor(
+    client: KubeClient, n: int, port: int, user: str, ca_pem: str, *, namespace: str
+) -> float:
     """The same creates and N status patches, issued directly: the fastest possible."""
-    namespace = "floor"
     await benchstack.prepare_namespace(client, namespace, ca_pem)
     started = time.monotonic()
     await benchstack.bounded(
@@ -84,7 +85,13 @@ async def measure(n: int, servers: int, rate: float) -> Report:
         ca_pem = local.ca.ca_pem.decode()
         await benchstack.install_crd(local)
         async with benchstack.client_for(local) as client:
-            floor_seconds = await floor(client, n, smtp[0].port, user, ca_pem)
+            # Twice, keeping the faster: the first run also warms the API server up.
+            floor_seconds = min(
+                [
+                    await floor(client, n, smtp[0].port, user, ca_pem, namespace=f"floor-{k}")
+                    for k in (1, 2)
+                ]
+            )
 
             namespace = "bench"
             await benchstack.prepare_namespace(client, namespace, ca_pem)
