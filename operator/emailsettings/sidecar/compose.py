@@ -49,7 +49,7 @@ class _HeaderClasses(HeaderRegistry):
     """
 
     _LIMIT = 256  # header names are ours (a fixed set); never grow without bound
-    _SHARED = 128  # recent (name, text) headers kept
+    _SHARED = 32  # recent (name, text) headers kept: about 200 KB; enough for every hit
     _SHARED_TEXT = 200  # longer values are not kept
 
     def __init__(self) -> None:
