@@ -7,6 +7,7 @@ These are plain frozen values: the operator builds them from an EmailSettings sp
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -95,9 +96,10 @@ class Endpoint:
             raise ValueError(f"auth_mechanisms must be a non-empty subset of {AUTH_MECHANISMS}")
         object.__setattr__(self, "auth_mechanisms", mechanisms)
 
-    @property
+    @functools.cached_property
     def address(self) -> str:
-        """host:port as people write it (IPv6 literals in brackets)."""
+        """host:port as people write it (IPv6 literals in brackets); computed once, since
+        every SMTP log line names it."""
         try:
             is_v6 = ipaddress.ip_address(self.host).version == 6
         except ValueError:
