@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 
 from emailsettings.devstack.kubectl import Kubectl
+from emailsettings.devstack.pki import KeyPair
 from emailsettings.devstack.processes import OperatorProcess
+from emailsettings.devstack.smtp_server import Security, SMTPServer
 from emailsettings.kube import KubeClient, KubeConfig, follow, paths
 
-from .helpers import CANARY_PASSWORD
+from .helpers import CANARY_PASSWORD, SMTP_USER
 from .invariants import violations
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,6 +45,13 @@ def operator(
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture
+def server(server_cert: KeyPair) -> Iterator[SMTPServer]:
+    """A STARTTLS server requiring AUTH with the canary credentials."""
+    with SMTPServer(Security.STARTTLS, cert=server_cert, credentials=SMTP_USER) as running:
+        yield running
 
 
 @pytest.fixture

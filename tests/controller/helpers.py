@@ -122,3 +122,11 @@ def ready_is(status: str, reason: str | None = None) -> Callable[[dict[str, Any]
 
 def unique(prefix: str = "es") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def prepare_credentials(
+    kube: KubeClient, namespace: str, ca_pem: bytes, password: str = CANARY_PASSWORD
+) -> None:
+    """The Secret (right password unless told otherwise) and the CA ConfigMap tests reference."""
+    await put_secret(kube, namespace, password=password)
+    await put_ca(kube, namespace, ca_pem.decode())

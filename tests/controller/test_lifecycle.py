@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from emailsettings.kube import KubeClient, paths
 from .helpers import (
     SMTP_USER,
     condition,
-    put_ca,
+    prepare_credentials,
     put_secret,
     ready_is,
     settings_body,
@@ -27,22 +26,6 @@ from .helpers import (
 )
 
 pytestmark = [pytest.mark.kube, pytest.mark.smtp]
-
-
-@pytest.fixture
-def server(server_cert: KeyPair) -> Iterator[SMTPServer]:
-    with SMTPServer(Security.STARTTLS, cert=server_cert, credentials=SMTP_USER) as running:
-        yield running
-
-
-async def _prepare(
-    kube: KubeClient, namespace: str, local_ca: LocalCA, password: str | None = None
-) -> None:
-    if password is None:
-        await put_secret(kube, namespace)
-    else:
-        await put_secret(kube, namespace, password=password)
-    await put_ca(kube, namespace, local_ca.ca_pem.decode())
 
 
 def _metric(text: str, name: str) -> float:
@@ -61,7 +44,7 @@ async def test_plain_save_skips_verification(
     server: SMTPServer,
     local_ca: LocalCA,
 ) -> None:
-    await _prepare(kube, namespace, local_ca)
+    await prepare_credentials(kube, namespace, local_ca.ca_pem)
     kubectl.apply(settings_body("saved", namespace, port=server.port, mode="Save"))
     seen = await wait_for_status(kube, namespace, "saved", ready_is("True", "VerificationSkipped"))
     verified = condition(seen, "SMTPVerified")
@@ -91,7 +74,7 @@ async def test_rotation_turns_failing_ready_and_back(
     server: SMTPServer,
     local_ca: LocalCA,
 ) -> None:
-    await _prepare(kube, namespace, local_ca, password="wrong-password-1")
+    await prepare_credentials(kube, namespace, local_ca.ca_pem, password="wrong-password-1")
     kubectl.apply(settings_body("rot", namespace, port=server.port))
     seen = await wait_for_status(kube, namespace, "rot", ready_is("False", "AuthenticationFailed"))
     assert condition(seen, "Stalled")["status"] == "True"
@@ -138,7 +121,7 @@ async def test_events_warning_on_failure_normal_on_recovery(
     server: SMTPServer,
     local_ca: LocalCA,
 ) -> None:
-    await _prepare(kube, namespace, local_ca, password="wrong")
+    await prepare_credentials(kube, namespace, local_ca.ca_pem, password="wrong")
     kubectl.apply(settings_body("ev", namespace, port=server.port))
     await wait_for_status(kube, namespace, "ev", ready_is("False", "AuthenticationFailed"))
     await put_secret(kube, namespace)
@@ -157,7 +140,7 @@ async def test_unchanged_resource_is_not_rewritten(
     server: SMTPServer,
     local_ca: LocalCA,
 ) -> None:
-    await _prepare(kube, namespace, local_ca)
+    await prepare_credentials(kube, namespace, local_ca.ca_pem)
     kubectl.apply(settings_body("steady", namespace, port=server.port))
     seen = await wait_for_status(kube, namespace, "steady", ready_is("True"))
     # A no-op re-apply and an annotation change produce no status write.
@@ -176,7 +159,7 @@ async def test_resources_on_one_server_share_one_verification(
     server: SMTPServer,
     local_ca: LocalCA,
 ) -> None:
-    await _prepare(kube, namespace, local_ca)
+    await prepare_credentials(kube, namespace, local_ca.ca_pem)
     before = _metric(operator.metrics(), "emailsettings_shared_verification_hits_total")
     for index in range(5):
         kubectl.apply(settings_body(f"shared-{index}", namespace, port=server.port))
@@ -200,7 +183,7 @@ async def test_injected_starttls_response_is_discarded(
         username=SMTP_USER.username,
         password=SMTP_USER.password,
     ) as faulty:
-        await _prepare(kube, namespace, local_ca)
+        await prepare_credentials(kube, namespace, local_ca.ca_pem)
         kubectl.apply(settings_body("inj", namespace, port=faulty.port))
         await wait_for_status(kube, namespace, "inj", ready_is("True", "Verified"))
     assert re.search(
@@ -216,7 +199,7 @@ async def test_test_message_sent_once_per_generation(
     server: SMTPServer,
     local_ca: LocalCA,
 ) -> None:
-    await _prepare(kube, namespace, local_ca)
+    await prepare_credentials(kube, namespace, local_ca.ca_pem)
     body = settings_body("tm", namespace, port=server.port)
     body["spec"]["verification"]["sendTestMessage"] = True
     kubectl.apply(body)
@@ -252,7 +235,7 @@ async def test_slow_verification_reports_reconciling_first(
     operator: OperatorProcess, kube: KubeClient, kubectl: Kubectl, namespace: str, local_ca: LocalCA
 ) -> None:
     with FaultySMTPServer(Fault.NEVER_GREET) as silent:
-        await _prepare(kube, namespace, local_ca)
+        await prepare_credentials(kube, namespace, local_ca.ca_pem)
         kubectl.apply(settings_body("slow", namespace, port=silent.port, connectTimeoutSeconds=6))
 
         def reconciling(body: dict[str, Any]) -> bool:
@@ -276,7 +259,7 @@ async def test_transient_failure_retries_until_the_server_appears(
     local_ca: LocalCA,
 ) -> None:
     port = free_port()
-    await _prepare(kube, namespace, local_ca)
+    await prepare_credentials(kube, namespace, local_ca.ca_pem)
     kubectl.apply(settings_body("later", namespace, port=port))
     await wait_for_status(kube, namespace, "later", ready_is("False", "ConnectionRefused"))
     with SMTPServer(Security.STARTTLS, cert=server_cert, credentials=SMTP_USER, port=port):
@@ -292,7 +275,7 @@ async def test_periodic_reverification_at_the_interval(
     server: SMTPServer,
     local_ca: LocalCA,
 ) -> None:
-    await _prepare(kube, namespace, local_ca)
+    await prepare_credentials(kube, namespace, local_ca.ca_pem)
     body = settings_body("periodic", namespace, port=server.port)
     body["spec"]["verification"]["interval"] = "1m"  # the shortest the API allows
     kubectl.apply(body)

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,20 +13,20 @@ import pytest
 from emailsettings.api.requests import TEST_MESSAGE_ANNOTATION, TestMessageRequest
 from emailsettings.devstack import binaries
 from emailsettings.devstack.kubectl import Kubectl
-from emailsettings.devstack.pki import KeyPair, LocalCA
+from emailsettings.devstack.pki import LocalCA
 from emailsettings.devstack.processes import OperatorProcess
-from emailsettings.devstack.smtp_server import Security, SMTPServer
+from emailsettings.devstack.smtp_server import SMTPServer
 from emailsettings.kube import KubeClient, paths
 
-from .helpers import SMTP_USER, put_ca, put_secret, ready_is, settings_body, wait_for_status
+from .helpers import (
+    CANARY_PASSWORD,
+    prepare_credentials,
+    ready_is,
+    settings_body,
+    wait_for_status,
+)
 
 pytestmark = [pytest.mark.kube, pytest.mark.smtp]
-
-
-@pytest.fixture
-def server(server_cert: KeyPair) -> Iterator[SMTPServer]:
-    with SMTPServer(Security.STARTTLS, cert=server_cert, credentials=SMTP_USER) as running:
-        yield running
 
 
 def plugin(control_plane: Path, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -54,13 +53,9 @@ async def _ready_resource(
     namespace: str,
     port: int,
     local_ca: LocalCA,
-    password: str | None = None,
+    password: str = CANARY_PASSWORD,
 ) -> None:
-    if password is None:
-        await put_secret(kube, namespace)
-    else:
-        await put_secret(kube, namespace, password=password)
-    await put_ca(kube, namespace, local_ca.ca_pem.decode())
+    await prepare_credentials(kube, namespace, local_ca.ca_pem, password=password)
     kubectl.apply(settings_body("main", namespace, port=port))
 
 
